@@ -1,0 +1,360 @@
+//! A candidate: a directory with a `candidate.toml`, turned into an executable once per run.
+//!
+//! Building is `go build` with `CGO_ENABLED=0` and the local toolchain, in a copy of the source
+//! (so `go.sum` completion never dirties the fixture), cached by a hash of the source, the build
+//! settings and the Go version: a second run, or a second test process, reuses the binary.
+//! A build that fails because the module proxy does not serve the framework is reported as
+//! [`BuildError::ModuleNotServed`], distinct from a broken fixture, because it is a fact about the
+//! machine and not about the candidate.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, ManifestError};
+use crate::process;
+
+/// File name of the manifest inside a candidate directory.
+pub const MANIFEST: &str = "candidate.toml";
+
+/// A loaded candidate directory.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The candidate directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The manifest's path.
+    pub manifest_path: PathBuf,
+    /// The manifest's text (for error positions).
+    pub manifest_text: String,
+}
+
+/// Why a candidate directory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CandidateError {
+    /// The directory does not exist.
+    #[error("candidate directory {0} does not exist")]
+    MissingDir(PathBuf),
+    /// No manifest in the directory.
+    #[error("{0} has no {MANIFEST}: a candidate directory needs one (see README, \"Candidates\")")]
+    MissingManifest(PathBuf),
+    /// The manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// A build variant: the same source with extra tags or `-X` settings (schema versions, mutants).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Short label used in file names, e.g. `v2`; empty for the reference build.
+    pub label: String,
+    /// Extra build tags.
+    pub tags: Vec<String>,
+    /// Extra `-X importpath.name=value` link settings.
+    pub link_x: Vec<(String, String)>,
+}
+
+/// A built (or prebuilt) candidate executable.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// Absolute path of the executable.
+    pub binary: PathBuf,
+    /// Hash of everything the build depends on (empty for a prebuilt binary).
+    pub source_hash: String,
+    /// True when the binary came from the cache.
+    pub cached: bool,
+    /// Time spent (near zero when cached).
+    pub took: Duration,
+}
+
+/// Why a candidate could not be turned into an executable.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildError {
+    /// `go` is not installed.
+    #[error("cannot build {candidate}: the `go` command was not found ({detail}); install Go 1.26 or newer")]
+    GoMissing {
+        /// Candidate name.
+        candidate: String,
+        /// The OS error.
+        detail: String,
+    },
+    /// The module proxy refused the pinned framework module.
+    #[error(
+        "cannot build {candidate}: the Go module proxy does not serve {module}@{version}: {detail}\n\
+         (set GOPROXY to a proxy that serves it; see README, \"When the framework module is not served\")"
+    )]
+    ModuleNotServed {
+        /// Candidate name.
+        candidate: String,
+        /// The framework module.
+        module: String,
+        /// The pinned version.
+        version: String,
+        /// The exact line Go printed.
+        detail: String,
+    },
+    /// `go build` failed for another reason.
+    #[error("cannot build {candidate}: `{command}` failed:\n{output}")]
+    Failed {
+        /// Candidate name.
+        candidate: String,
+        /// The command that ran.
+        command: String,
+        /// Its output (last lines).
+        output: String,
+    },
+    /// A prebuilt binary is missing or not executable.
+    #[error("candidate {candidate}: binary {path} {problem}")]
+    BadBinary {
+        /// Candidate name.
+        candidate: String,
+        /// The path from the manifest.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// File-system trouble while preparing the build.
+    #[error("cannot build {candidate}: {detail}")]
+    Io {
+        /// Candidate name.
+        candidate: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl BuildError {
+    /// True when the framework module is not available here (a fact about the machine).
+    pub fn is_module_not_served(&self) -> bool {
+        matches!(self, BuildError::ModuleNotServed { .. })
+    }
+}
+
+/// Where built binaries are kept between runs.
+#[derive(Debug, Clone)]
+pub struct BuildCache {
+    root: PathBuf,
+}
+
+impl BuildCache {
+    /// `$CONFORM_CACHE_DIR`, else `$XDG_CACHE_HOME/conform`, else `~/.cache/conform`.
+    pub fn from_env() -> BuildCache {
+        let root = std::env::var_os("CONFORM_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("conform")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/conform")))
+            .unwrap_or_else(|| std::env::temp_dir().join("conform-cache"));
+        BuildCache { root }
+    }
+
+    /// A cache rooted at `root`.
+    pub fn at(root: impl Into<PathBuf>) -> BuildCache {
+        BuildCache { root: root.into() }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Candidate {
+    /// Load the candidate in `dir`.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Candidate, CandidateError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(CandidateError::MissingDir(dir.into()));
+        }
+        let manifest_path = dir.join(MANIFEST);
+        if !manifest_path.is_file() {
+            return Err(CandidateError::MissingManifest(dir.into()));
+        }
+        let manifest_text = std::fs::read_to_string(&manifest_path)
+            .map_err(|source| ManifestError::Read { path: manifest_path.clone(), source })?;
+        let manifest = Manifest::parse(&manifest_path, &manifest_text)?;
+        let dir = dir.canonicalize().map_err(|source| ManifestError::Read { path: dir.into(), source })?;
+        Ok(Candidate { dir, manifest, manifest_path, manifest_text })
+    }
+
+    /// The candidate's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Produce the executable for `variant`, building it unless the cache already has it.
+    pub fn build(&self, variant: &Variant, cache: &BuildCache) -> Result<Build, BuildError> {
+        let name = self.name().to_string();
+        let io = |detail: String| BuildError::Io { candidate: name.clone(), detail };
+        if let Some(binary) = &self.manifest.binary {
+            return self.prebuilt(binary);
+        }
+        let spec = self.manifest.build.clone().expect("manifest validation guarantees build or binary");
+        let started = Instant::now();
+        let go_version = go_version().map_err(|detail| BuildError::GoMissing { candidate: name.clone(), detail })?;
+
+        let mut ldflags = spec.ldflags.clone();
+        for (k, v) in &variant.link_x {
+            ldflags.push_str(&format!(" -X {k}={v}"));
+        }
+        let mut tags = spec.tags.clone();
+        tags.extend(variant.tags.iter().cloned());
+        let settings = format!("{go_version}\n{}\n{ldflags}\n{}\n", spec.package, tags.join(","));
+        let hash = source_hash(&self.dir, &settings).map_err(|e| io(format!("hashing {}: {e}", self.dir.display())))?;
+        let label = if variant.label.is_empty() { String::new() } else { format!("-{}", variant.label) };
+        let stem = format!("{name}{label}-{}", &hash[..16]);
+        let bin_dir = self.cache_dir(cache, "bin");
+        let binary = bin_dir.join(&stem);
+        if binary.is_file() {
+            return Ok(Build { binary, source_hash: hash, cached: true, took: started.elapsed() });
+        }
+
+        let src = self.cache_dir(cache, "src").join(&stem);
+        let _ = std::fs::remove_dir_all(&src);
+        copy_tree(&self.dir, &src).map_err(|e| io(format!("copying sources to {}: {e}", src.display())))?;
+        std::fs::create_dir_all(&bin_dir).map_err(|e| io(format!("creating {}: {e}", bin_dir.display())))?;
+        let partial = bin_dir.join(format!(".{stem}.partial"));
+        let mut cmd = process::go_command(&src);
+        cmd.args(["build", "-trimpath"]);
+        if !ldflags.trim().is_empty() {
+            cmd.args(["-ldflags", ldflags.trim()]);
+        }
+        if !tags.is_empty() {
+            cmd.args(["-tags", &tags.join(",")]);
+        }
+        cmd.arg("-o").arg(&partial).arg(&spec.package);
+        let shown = format!("CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{}' -tags '{}' -o <bin> {}", ldflags.trim(), tags.join(","), spec.package);
+        let out = cmd.output().map_err(|e| BuildError::GoMissing { candidate: name.clone(), detail: e.to_string() })?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let _ = std::fs::write(bin_dir.join(format!("{stem}.log")), &text);
+        let _ = std::fs::remove_dir_all(&src);
+        if !out.status.success() {
+            return Err(self.classify_failure(shown, &text));
+        }
+        std::fs::rename(&partial, &binary).map_err(|e| io(format!("moving the binary into {}: {e}", binary.display())))?;
+        Ok(Build { binary, source_hash: hash, cached: false, took: started.elapsed() })
+    }
+
+    fn cache_dir(&self, cache: &BuildCache, kind: &str) -> PathBuf {
+        cache.root().join(kind)
+    }
+
+    fn prebuilt(&self, binary: &Path) -> Result<Build, BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(binary);
+        let bad = |problem: &str| BuildError::BadBinary {
+            candidate: self.name().into(),
+            path: path.clone(),
+            problem: problem.into(),
+        };
+        let meta = std::fs::metadata(&path).map_err(|_| bad("does not exist"))?;
+        if !meta.is_file() {
+            return Err(bad("is not a file"));
+        }
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(bad("is not executable"));
+        }
+        Ok(Build { binary: path, source_hash: String::new(), cached: true, took: Duration::ZERO })
+    }
+
+    fn classify_failure(&self, command: String, output: &str) -> BuildError {
+        let module = &self.manifest.framework_module;
+        let refusal = ["403 Forbidden", "404 Not Found", "410 Gone", "not permitted", "not available", "no such host"];
+        let line = output
+            .lines()
+            .find(|l| l.contains(module.as_str()) && refusal.iter().any(|r| l.contains(r)));
+        if let Some(line) = line {
+            return BuildError::ModuleNotServed {
+                candidate: self.name().into(),
+                module: module.clone(),
+                version: self.manifest.framework_version.clone(),
+                detail: line.trim().to_string(),
+            };
+        }
+        let tail: Vec<&str> = output.lines().rev().take(30).collect();
+        BuildError::Failed {
+            candidate: self.name().into(),
+            command,
+            output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        }
+    }
+}
+
+/// `go version` output, e.g. `go version go1.26.8 linux/amd64`.
+fn go_version() -> Result<String, String> {
+    let out = process::go_command(Path::new(".")).arg("version").output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// SHA-256 over every file under `dir` (sorted relative path, then contents) and `settings`.
+fn source_hash(dir: &Path, settings: &str) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    collect_files(dir, dir, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(settings.as_bytes());
+    for rel in files {
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(dir.join(&rel))?);
+        hasher.update([0]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root).expect("walked from root").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_with_source_and_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.go"), "package main").unwrap();
+        let a = source_hash(dir.path(), "s1").unwrap();
+        assert_eq!(a, source_hash(dir.path(), "s1").unwrap());
+        assert_ne!(a, source_hash(dir.path(), "s2").unwrap());
+        std::fs::create_dir(dir.path().join("configs")).unwrap();
+        std::fs::write(dir.path().join("configs/.env"), "A=1").unwrap();
+        assert_ne!(a, source_hash(dir.path(), "s1").unwrap());
+    }
+
+    #[test]
+    fn missing_directory_and_manifest_are_named() {
+        let err = Candidate::load("/nonexistent/conform-candidate").unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/conform-candidate does not exist"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = Candidate::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("has no candidate.toml"), "{err}");
+    }
+}

@@ -1,0 +1,117 @@
+//! The last line of defence against leaks: every process group and scratch directory the harness
+//! creates is registered here, so that a Ctrl-C (or SIGTERM, or SIGHUP) on the runner can kill and
+//! remove all of them before the runner exits.
+//!
+//! Normal cleanup is RAII (`Running`, `PostgresServer` and `TempDir` all clean up on drop, which
+//! also covers a panicking scenario). Drop does not run when the runner is killed by a signal,
+//! which is why this registry exists: [`install_signal_handler`] turns the runner's own signals
+//! into an orderly [`reap_all`] followed by exit status 130.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// What to do with one registered resource when reaping.
+#[derive(Debug, Clone)]
+enum Resource {
+    /// A process group, killed with the given signal.
+    Group { pgid: i32, signal: Signal },
+    /// A directory, removed recursively.
+    Dir(PathBuf),
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+static REGISTRY: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
+
+/// A registration; dropping it forgets the resource (its owner has cleaned it up).
+#[derive(Debug)]
+#[must_use = "dropping the ticket forgets the resource"]
+pub struct Ticket(u64);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        lock().remove(&self.0);
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Resource>> {
+    // A panic while holding this lock leaves plain data behind; keep reaping.
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn register(resource: Resource) -> Ticket {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock().insert(id, resource);
+    Ticket(id)
+}
+
+/// Register a process group to kill with `signal` if the runner is interrupted.
+pub fn register_group(pgid: i32, signal: Signal) -> Ticket {
+    register(Resource::Group { pgid, signal })
+}
+
+/// Register a directory to remove if the runner is interrupted.
+pub fn register_dir(path: impl Into<PathBuf>) -> Ticket {
+    register(Resource::Dir(path.into()))
+}
+
+/// Kill every registered process group, then remove every registered directory.
+///
+/// Groups go first, newest first, so that no process is still writing into a directory being
+/// removed. Returns how many resources were reaped.
+pub fn reap_all() -> usize {
+    let resources: Vec<Resource> = std::mem::take(&mut *lock()).into_values().rev().collect();
+    for resource in &resources {
+        if let Resource::Group { pgid, signal } = resource {
+            let _ = killpg(Pid::from_raw(*pgid), *signal);
+            // Whatever the polite signal was, make sure nothing of the group survives.
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+        }
+    }
+    for resource in &resources {
+        if let Resource::Dir(path) = resource {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+    resources.len()
+}
+
+/// Reap everything and exit 130 when the runner receives SIGINT, SIGTERM or SIGHUP.
+///
+/// Runs on its own thread with its own small runtime, so it works under libtest-mimic's thread
+/// pool as well as inside the CLI's runtime. Calling it twice is harmless.
+pub fn install_signal_handler() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let spawned = std::thread::Builder::new().name("conform-reaper".into()).spawn(|| {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    return;
+                };
+                let name = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    _ = hup.recv() => "SIGHUP",
+                };
+                let n = reap_all();
+                eprintln!("conform: {name} received; stopped and removed {n} process group(s) and directories");
+                std::process::exit(130);
+            });
+        });
+        if let Err(err) = spawned {
+            eprintln!("conform: could not start the signal handler thread: {err}");
+        }
+    });
+}

@@ -1,0 +1,320 @@
+//! Certification reports: pure functions from results to JSON and Markdown, and an atomic write.
+//!
+//! A report is a projection of [`ClauseResult`]s plus the facts needed to reproduce it
+//! (candidate, framework version, provider, binary hash). Renderers take the report and return
+//! text; nothing here runs a scenario or reads the clock, so every format can be tested on
+//! synthetic results. Files are written through a temporary file and a rename, so a report
+//! already on disk is never left half-overwritten.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::evidence::Evidence;
+use crate::verdict::{ClauseResult, Level, Verdict};
+
+/// Exit code: every `must` clause passed.
+pub const EXIT_CERTIFIED: i32 = 0;
+/// Exit code: at least one `must` clause failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: no `must` clause failed, but the harness could not judge at least one.
+pub const EXIT_NOT_JUDGED: i32 = 2;
+/// Exit code: bad usage (unknown flag, bad filter, missing candidate, bad manifest).
+pub const EXIT_USAGE: i32 = 64;
+
+/// Counts per verdict.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Clauses judged in all.
+    pub total: usize,
+    /// Passed.
+    pub pass: usize,
+    /// Failed.
+    pub fail: usize,
+    /// Could not be judged.
+    pub error: usize,
+    /// Not run.
+    pub skip: usize,
+    /// Info clauses recorded.
+    pub observed: usize,
+    /// `must` clauses in the run.
+    pub must: usize,
+    /// `must` clauses that passed.
+    pub must_pass: usize,
+}
+
+impl Summary {
+    /// Count `results`.
+    pub fn of(results: &[ClauseResult]) -> Summary {
+        let mut s = Summary { total: results.len(), ..Summary::default() };
+        for r in results {
+            match r.verdict {
+                Verdict::Pass => s.pass += 1,
+                Verdict::Fail(_) => s.fail += 1,
+                Verdict::Error { .. } => s.error += 1,
+                Verdict::Skip { .. } => s.skip += 1,
+                Verdict::Observed => s.observed += 1,
+            }
+            if r.level == Level::Must {
+                s.must += 1;
+                if r.verdict == Verdict::Pass {
+                    s.must_pass += 1;
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The certification of one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Version of conform that produced it.
+    pub conform_version: String,
+    /// Candidate name.
+    pub candidate: String,
+    /// Framework profile (`gofastr`, `gofr`).
+    pub framework: String,
+    /// Framework module path.
+    pub framework_module: String,
+    /// Pinned framework version.
+    pub framework_version: String,
+    /// Service provider (`native`, ...).
+    pub provider: String,
+    /// SHA-256 of the candidate's source and build settings (empty for a prebuilt binary).
+    pub source_hash: String,
+    /// When the run started (UTC, RFC 3339).
+    pub started_at: String,
+    /// Wall time of the run.
+    #[serde(rename = "duration_ms", with = "crate::evidence::millis")]
+    pub duration: Duration,
+    /// The `conform` command line that produced it.
+    pub command: String,
+    /// Counts.
+    pub summary: Summary,
+    /// One row per clause, in catalogue order.
+    pub results: Vec<ClauseResult>,
+}
+
+impl Report {
+    /// The exit code this report amounts to (see the `EXIT_*` constants).
+    pub fn exit_code(&self) -> i32 {
+        exit_code(&self.results)
+    }
+}
+
+/// The exit code for `results`: a failed `must` clause wins over an unjudged one.
+pub fn exit_code(results: &[ClauseResult]) -> i32 {
+    let must = || results.iter().filter(|r| r.level == Level::Must);
+    if must().any(|r| matches!(r.verdict, Verdict::Fail(_))) {
+        EXIT_FAILED
+    } else if must().any(|r| r.verdict != Verdict::Pass) {
+        EXIT_NOT_JUDGED
+    } else {
+        EXIT_CERTIFIED
+    }
+}
+
+/// The report as pretty-printed JSON (schema in the README).
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialize") + "\n"
+}
+
+fn verdict_cell(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail(_) => "❌ fail",
+        Verdict::Error { .. } => "⚠️ error",
+        Verdict::Skip { .. } => "⏭ skip",
+        Verdict::Observed => "👁 observed",
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report as Markdown: summary line, clause table, then each fail and error with evidence,
+/// then what the info clauses observed.
+pub fn markdown(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let verdict = match report.exit_code() {
+        EXIT_CERTIFIED => "**certified**: every must clause passes",
+        EXIT_FAILED => "**not certified**: must clauses fail",
+        _ => "**not judged**: the harness could not judge every must clause",
+    };
+    out.push_str(&format!(
+        "# conform: {} ({} {})\n\n{verdict}. {} clauses: {} pass, {} fail, {} error, {} skip, {} observed; must {}/{}.\n\n",
+        report.candidate, report.framework_module, report.framework_version, s.total, s.pass, s.fail, s.error, s.skip, s.observed, s.must_pass, s.must
+    ));
+    out.push_str(&format!(
+        "Provider `{}` · started {} · {:.1} s · source `{}` · `{}`\n\n",
+        report.provider,
+        report.started_at,
+        report.duration.as_secs_f64(),
+        if report.source_hash.is_empty() { "prebuilt" } else { &report.source_hash[..report.source_hash.len().min(16)] },
+        report.command
+    ));
+    out.push_str("| clause | level | verdict | time | promise | doc |\n|---|---|---|---|---|---|\n");
+    for r in &report.results {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.1} s | {} | {} |\n",
+            r.clause,
+            r.level.name(),
+            verdict_cell(&r.verdict),
+            r.duration.as_secs_f64(),
+            cell(&r.promise),
+            cell(&r.doc)
+        ));
+    }
+    let failing: Vec<&ClauseResult> = report.results.iter().filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Error { .. })).collect();
+    if !failing.is_empty() {
+        out.push_str("\n## Failures and errors\n");
+        for r in failing {
+            out.push_str(&format!("\n### {} ({}, {})\n\n{}\n\n", r.clause, r.level.name(), r.verdict.name(), r.promise));
+            match &r.verdict {
+                Verdict::Fail(v) => out.push_str(&format!("- expected: {}\n- actual: {}\n", v.expected, v.actual)),
+                Verdict::Error { message } => out.push_str(&format!("- harness error: {message}\n")),
+                _ => {}
+            }
+            out.push_str(&evidence_markdown(&r.evidence));
+        }
+    }
+    let observed: Vec<&ClauseResult> = report.results.iter().filter(|r| r.verdict == Verdict::Observed).collect();
+    if !observed.is_empty() {
+        out.push_str("\n## Observed behaviour (info clauses, not graded)\n");
+        for r in observed {
+            out.push_str(&format!("\n### {}\n\n{}\n\n", r.clause, r.promise));
+            for n in &r.evidence.notes {
+                out.push_str(&format!("- {}: {}\n", n.key, n.value));
+            }
+        }
+    }
+    out
+}
+
+fn evidence_markdown(e: &Evidence) -> String {
+    let mut out = String::new();
+    for n in &e.notes {
+        out.push_str(&format!("- {}: {}\n", n.key, n.value));
+    }
+    if !e.exchanges.is_empty() {
+        out.push_str("\nHTTP:\n\n```text\n");
+        for x in &e.exchanges {
+            out.push_str(&x.summary());
+            out.push('\n');
+        }
+        out.push_str("```\n");
+    }
+    for (i, l) in e.launches.iter().enumerate() {
+        let env: Vec<String> = l.launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!(
+            "\nLaunch {}: `{}` in `{}`, {}\n\n```text\nenv: {}\n",
+            i + 1,
+            l.launch.command.join(" "),
+            l.launch.cwd,
+            match &l.exit {
+                Some(x) => format!("{} after {} ms{}", x.status, x.after.as_millis(), if x.killed_after_grace { " (killed after grace)" } else { "" }),
+                None => "stopped by the harness".into(),
+            },
+            env.join(" ")
+        ));
+        for line in &l.output_tail {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("```\n");
+    }
+    out
+}
+
+/// Write `contents` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(tmp.path(), contents)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `t` as RFC 3339 UTC, e.g. `2026-11-23T04:05:06Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Violation;
+
+    fn result(clause: &str, level: Level, verdict: Verdict) -> ClauseResult {
+        ClauseResult {
+            clause: clause.into(),
+            level,
+            area: "PORT".into(),
+            promise: "a promise".into(),
+            doc: "deploy.md".into(),
+            verdict,
+            duration: Duration::from_millis(1500),
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_separate_fail_from_not_judged() {
+        let pass = result("A", Level::Must, Verdict::Pass);
+        let fail = result("B", Level::Must, Verdict::Fail(Violation { expected: "x".into(), actual: "y".into() }));
+        let err = result("C", Level::Must, Verdict::Error { message: "postgres".into() });
+        let info_err = result("D", Level::Info, Verdict::Error { message: "x".into() });
+        let should_fail = result("E", Level::Should, Verdict::Fail(Violation { expected: "x".into(), actual: "y".into() }));
+        assert_eq!(exit_code(&[pass.clone(), info_err.clone(), should_fail]), EXIT_CERTIFIED);
+        assert_eq!(exit_code(&[pass.clone(), err.clone()]), EXIT_NOT_JUDGED);
+        assert_eq!(exit_code(&[pass, err, fail]), EXIT_FAILED);
+    }
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_406_706)), "2026-11-23T04:05:06Z");
+    }
+
+    #[test]
+    fn markdown_lists_fails_with_expected_and_actual() {
+        let report = Report {
+            conform_version: "0.1.0".into(),
+            candidate: "gofr".into(),
+            framework: "gofr".into(),
+            framework_module: "gofr.dev".into(),
+            framework_version: "v1.56.6".into(),
+            provider: "native".into(),
+            source_hash: "abcdef0123456789abcdef".into(),
+            started_at: "2026-11-23T04:05:06Z".into(),
+            duration: Duration::from_secs(3),
+            command: "conform certify fixtures/candidates/gofr".into(),
+            results: vec![result("GR-HLTH-3", Level::Must, Verdict::Fail(Violation { expected: "503".into(), actual: "200 DEGRADED".into() }))],
+            summary: Summary::default(),
+        };
+        let md = markdown(&report);
+        assert!(md.contains("| GR-HLTH-3 | must | ❌ fail |"), "{md}");
+        assert!(md.contains("- expected: 503\n- actual: 200 DEGRADED"), "{md}");
+        let v: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();
+        assert_eq!(v["results"][0]["verdict"], "fail");
+        assert_eq!(v["results"][0]["duration_ms"], 1500);
+        assert_eq!(v["framework_version"], "v1.56.6");
+    }
+}

@@ -1,0 +1,305 @@
+//! A started candidate: the RAII owner of its process group.
+//!
+//! [`Running`] is what a scenario holds while a candidate is up. It can wait for readiness (a
+//! polled condition that fails fast if the process exits), send a signal, shut down with a grace
+//! period and report how the process ended ([`Exit`]), and it kills the whole process group when
+//! dropped, so a scenario that panics or returns early never leaks a process. The same group is
+//! registered with the [`reaper`](crate::reaper), which covers the runner itself being killed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, killpg};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::output::Output;
+use crate::poll::{self, Poll, PollError};
+use crate::process::{Launch, LaunchRecord};
+use crate::sockets::{self, ListenSocket};
+use crate::workdir::Workdir;
+use crate::{reaper, timeouts};
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+pub enum ExitStatus {
+    /// Exited normally with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => match Signal::try_from(*s) {
+                Ok(sig) => write!(f, "killed by {sig}"),
+                Err(_) => write!(f, "killed by signal {s}"),
+            },
+        }
+    }
+}
+
+impl From<std::process::ExitStatus> for ExitStatus {
+    fn from(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ExitStatus::Code(code),
+            (None, Some(sig)) => ExitStatus::Signal(sig),
+            (None, None) => ExitStatus::Code(-1),
+        }
+    }
+}
+
+/// The end of a process, as a scenario sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Exit {
+    /// Exit code or signal.
+    pub status: ExitStatus,
+    /// Time from the shutdown signal (or from spawn, if no signal was sent) to exit.
+    #[serde(with = "crate::evidence::millis")]
+    pub after: Duration,
+    /// True when the process outlived its grace period and was killed by the harness.
+    pub killed_after_grace: bool,
+}
+
+/// Why a process could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The executable could not be spawned.
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// The executable.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A signal could not be delivered.
+    #[error("could not send {signal} to pid {pid}: {source}")]
+    Signal {
+        /// Which signal.
+        signal: Signal,
+        /// To whom.
+        pid: u32,
+        /// The OS error.
+        source: nix::Error,
+    },
+    /// Waiting for the process failed at the OS level.
+    #[error("could not wait for pid {pid}: {source}")]
+    Wait {
+        /// Which process.
+        pid: u32,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The process did not exit even after SIGKILL.
+    #[error("pid {pid} did not exit within {ceiling:?} of SIGKILL")]
+    Unkillable {
+        /// Which process.
+        pid: u32,
+        /// How long was waited.
+        ceiling: Duration,
+    },
+}
+
+/// A candidate process that has been started.
+#[derive(Debug)]
+pub struct Running {
+    child: tokio::process::Child,
+    pid: u32,
+    started: Instant,
+    output: Output,
+    record: LaunchRecord,
+    exit: Option<Exit>,
+    // Dropped after the process is killed (fields drop in declaration order after Drop::drop).
+    workdir: Workdir,
+    _reaper: reaper::Ticket,
+}
+
+impl Running {
+    /// Start `launch` in `workdir`, capturing its output into `workdir`'s log directory.
+    pub fn spawn(launch: &Launch, workdir: Workdir) -> Result<Running, ProcessError> {
+        let started = Instant::now();
+        let mut child = launch
+            .command()
+            .spawn()
+            .map_err(|source| ProcessError::Spawn { program: launch.program.display().to_string(), source })?;
+        let pid = child.id().unwrap_or_default();
+        // The child is the leader of its own group: its pgid is its pid.
+        let ticket = reaper::register_group(pid as i32, Signal::SIGKILL);
+        let stdout = child.stdout.take().expect("stdout is piped by Launch::command");
+        let stderr = child.stderr.take().expect("stderr is piped by Launch::command");
+        let output = Output::capture(stdout, stderr, workdir.logs(), started);
+        Ok(Running { child, pid, started, output, record: launch.record(), exit: None, workdir, _reaper: ticket })
+    }
+
+    /// The process id (also the process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The captured output.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// What was launched, secrets redacted.
+    pub fn record(&self) -> &LaunchRecord {
+        &self.record
+    }
+
+    /// The working directory the candidate runs in.
+    pub fn workdir(&self) -> &Workdir {
+        &self.workdir
+    }
+
+    /// Time since spawn.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The exit, if the process has ended (does not block).
+    pub fn try_exit(&mut self) -> Result<Option<Exit>, ProcessError> {
+        if self.exit.is_none() {
+            let status = self.child.try_wait().map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
+            if let Some(status) = status {
+                self.exit =
+                    Some(Exit { status: status.into(), after: self.started.elapsed(), killed_after_grace: false });
+            }
+        }
+        Ok(self.exit)
+    }
+
+    /// Poll `probe` until it is ready, aborting at once if the process exits meanwhile.
+    ///
+    /// This is readiness as a condition: the ceiling bounds a hung boot, and a crash at boot is
+    /// reported as soon as it happens, with the exit status in the error.
+    pub async fn wait_until<T, F, Fut>(&mut self, what: &str, ceiling: Duration, mut probe: F) -> Result<T, PollError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Poll<T>>,
+    {
+        let pid = self.pid;
+        // try_exit needs &mut self while the probe borrows nothing of ours: split the borrow.
+        let child = &mut self.child;
+        let started = self.started;
+        let exit = &mut self.exit;
+        poll::wait_for(what, ceiling, timeouts::POLL_INTERVAL, || {
+            let exited = match child.try_wait() {
+                Ok(Some(status)) => {
+                    let e = Exit { status: status.into(), after: started.elapsed(), killed_after_grace: false };
+                    *exit = Some(e);
+                    Some(format!("pid {pid} exited ({}) after {:?}", e.status, e.after))
+                }
+                Ok(None) => None,
+                Err(err) => Some(format!("pid {pid} could not be waited on: {err}")),
+            };
+            let probed = probe();
+            async move {
+                if let Some(reason) = exited {
+                    return Poll::Abort(reason);
+                }
+                probed.await
+            }
+        })
+        .await
+    }
+
+    /// Wait until the process listens on at least one TCP socket, returning them.
+    pub async fn wait_listening(&mut self, ceiling: Duration) -> Result<Vec<ListenSocket>, PollError> {
+        let pid = self.pid;
+        self.wait_until("the candidate to listen on a TCP port", ceiling, || async move {
+            match sockets::listening(pid) {
+                Ok(found) if !found.is_empty() => Poll::Ready(found),
+                Ok(_) => Poll::NotYet("no listening socket yet".into()),
+                Err(err) => Poll::NotYet(format!("could not read sockets: {err}")),
+            }
+        })
+        .await
+    }
+
+    /// The TCP sockets the process is listening on now.
+    pub fn listening(&self) -> std::io::Result<Vec<ListenSocket>> {
+        sockets::listening(self.pid)
+    }
+
+    /// A loopback address that reaches the listening socket on `port`.
+    pub fn loopback(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Send `signal` to the process (not its group: orchestrators signal the main process).
+    pub fn signal(&self, signal: Signal) -> Result<(), ProcessError> {
+        kill(Pid::from_raw(self.pid as i32), signal).map_err(|source| ProcessError::Signal {
+            signal,
+            pid: self.pid,
+            source,
+        })
+    }
+
+    /// Wait up to `ceiling` for the process to exit on its own, timing from now.
+    pub async fn wait_exit(&mut self, ceiling: Duration) -> Result<Option<Exit>, ProcessError> {
+        if let Some(exit) = self.try_exit()? {
+            return Ok(Some(exit));
+        }
+        let since = Instant::now();
+        match tokio::time::timeout(ceiling, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                let exit = Exit { status: status.into(), after: since.elapsed(), killed_after_grace: false };
+                self.exit = Some(exit);
+                Ok(Some(exit))
+            }
+            Ok(Err(source)) => Err(ProcessError::Wait { pid: self.pid, source }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Send `signal`, give the process `grace` to exit, then kill its group.
+    ///
+    /// The returned [`Exit`] times from the signal, and says whether the harness had to kill.
+    pub async fn shutdown(&mut self, signal: Signal, grace: Duration) -> Result<Exit, ProcessError> {
+        if let Some(exit) = self.try_exit()? {
+            return Ok(exit);
+        }
+        let sent = Instant::now();
+        self.signal(signal)?;
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                let exit = Exit { status: status.into(), after: sent.elapsed(), killed_after_grace: false };
+                self.exit = Some(exit);
+                Ok(exit)
+            }
+            Ok(Err(source)) => Err(ProcessError::Wait { pid: self.pid, source }),
+            Err(_) => {
+                let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+                let status = tokio::time::timeout(timeouts::AFTER_KILL, self.child.wait())
+                    .await
+                    .map_err(|_| ProcessError::Unkillable { pid: self.pid, ceiling: timeouts::AFTER_KILL })?
+                    .map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
+                let exit = Exit { status: status.into(), after: sent.elapsed(), killed_after_grace: true };
+                self.exit = Some(exit);
+                Ok(exit)
+            }
+        }
+    }
+
+    /// Kill the process group now (SIGKILL) and wait for the leader.
+    pub async fn kill(&mut self) -> Result<Exit, ProcessError> {
+        self.shutdown(Signal::SIGKILL, timeouts::AFTER_KILL).await
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Kill the whole group, whether or not the leader has exited: a candidate's children
+        // (or a leader that double-forked) must not outlive the scenario.
+        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        if self.exit.is_none() {
+            let _ = self.child.start_kill();
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Every bound the harness puts on a wait, in one place, each with the reason for its size.
+//!
+//! Per-operation bounds live here; per-test bounds are nextest's `slow-timeout`, and the per-run
+//! bound is CI's. None of these is a sleep: each is the ceiling of a polled condition.
+
+use std::time::Duration;
+
+/// How long a candidate may take from spawn to answering its probe. Go binaries start in tens of
+/// milliseconds; boot auto-migration against a fresh database takes well under a second. Twenty
+/// seconds leaves room for a loaded 2-core CI machine without letting a hung boot stall a run.
+pub const BOOT: Duration = Duration::from_secs(20);
+
+/// How often readiness and socket conditions are re-checked: fast enough that boot time is
+/// measured to within a few tens of milliseconds, slow enough not to load the candidate.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// One HTTP probe. Loopback answers in microseconds; a probe that takes seconds is itself a
+/// finding, and readiness checks documented as bounded (GoFastr: 5 s) must fit inside.
+pub const HTTP_REQUEST: Duration = Duration::from_secs(10);
+
+/// How long to wait for a process to exit after SIGKILL. The kernel reaps immediately; this only
+/// guards against a zombie we never collect.
+pub const AFTER_KILL: Duration = Duration::from_secs(5);
+
+/// How long a candidate that is expected to refuse to boot may take to exit.
+pub const REFUSE_TO_BOOT: Duration = Duration::from_secs(20);
+
+/// How long Postgres may take to accept connections after the server process starts (measured
+/// here at about 0.15 s on tmpfs).
+pub const POSTGRES_START: Duration = Duration::from_secs(30);
+
+/// Grace given to a service (Postgres) on normal teardown before it is killed.
+pub const SERVICE_STOP: Duration = Duration::from_secs(10);
+
+/// How long a `go build` of one candidate may take. A cold module cache downloads the framework
+/// and its dependency graph first; on a 2-core machine that can take minutes.
+pub const GO_BUILD: Duration = Duration::from_secs(900);

@@ -1,0 +1,58 @@
+//! Scratch directories: one empty working directory per candidate process, with its output logs
+//! kept beside it rather than inside it.
+//!
+//! Keeping the logs outside the working directory matters: "runs from an empty directory" and
+//! "reads `.env` from its working directory" are both clauses, so the harness must not put a
+//! single file of its own where the candidate can see it. Both directories are removed on drop
+//! and registered with the reaper for the case where drop never runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::reaper;
+
+/// A working directory and a log directory for one candidate process.
+#[derive(Debug)]
+pub struct Workdir {
+    root: tempfile::TempDir,
+    cwd: PathBuf,
+    logs: PathBuf,
+    _reaper: reaper::Ticket,
+}
+
+impl Workdir {
+    /// A fresh, empty working directory (and a log directory beside it) under the system temp dir.
+    pub fn new(label: &str) -> std::io::Result<Workdir> {
+        let root = tempfile::Builder::new().prefix(&format!("conform-{label}-")).tempdir()?;
+        let cwd = root.path().join("cwd");
+        let logs = root.path().join("logs");
+        std::fs::create_dir(&cwd)?;
+        std::fs::create_dir(&logs)?;
+        let ticket = reaper::register_dir(root.path());
+        Ok(Workdir { root, cwd, logs, _reaper: ticket })
+    }
+
+    /// The candidate's working directory.
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// Where stdout and stderr are recorded.
+    pub fn logs(&self) -> &Path {
+        &self.logs
+    }
+
+    /// The directory holding both (removed on drop).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Write `contents` to `relative` inside the working directory, creating parent directories.
+    pub fn write(&self, relative: &str, contents: &str) -> std::io::Result<PathBuf> {
+        let path = self.cwd.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, contents)?;
+        Ok(path)
+    }
+}

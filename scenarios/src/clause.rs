@@ -1,0 +1,83 @@
+//! A clause: one documented promise of one framework, as data plus one scenario function.
+//!
+//! The data (ID, level, promise, doc reference, needed services) is what `conform list` and
+//! `conform explain` print and what reports show; the function is what `certify` and `cargo test`
+//! run. Clause IDs are the catalogue's (`GF-PORT-1`, `GR-HLTH-3`), so a report row, a trial name
+//! and a catalogue entry always match.
+
+use futures::future::BoxFuture;
+use harness::verdict::{Failure, Level};
+use serde::Serialize;
+
+use crate::cx::Cx;
+use crate::profile::Framework;
+
+/// Where a framework documents the promise.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DocRef {
+    /// The documentation page, e.g. `deploy.md` or `quick-start/configuration`.
+    pub page: &'static str,
+    /// The heading on that page.
+    pub heading: &'static str,
+}
+
+impl std::fmt::Display for DocRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.heading.is_empty() { write!(f, "{}", self.page) } else { write!(f, "{} › {}", self.page, self.heading) }
+    }
+}
+
+/// A service a clause needs. The runner provides it or the clause is an `error`, never a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Need {
+    /// A Postgres server (each scenario gets a fresh database).
+    Postgres,
+    /// An OTLP receiver.
+    Otlp,
+}
+
+/// The scenario function: drives the candidate through the context and either returns (the
+/// promise held, or an info clause finished observing) or fails, as a violation or a harness error.
+pub type Check = for<'a> fn(&'a mut Cx) -> BoxFuture<'a, Result<(), Failure>>;
+
+/// One clause of a framework's catalogue.
+#[derive(Clone, Serialize)]
+pub struct Clause {
+    /// Catalogue ID, e.g. `GF-PORT-1`.
+    pub id: &'static str,
+    /// The framework whose catalogue this is.
+    pub framework: Framework,
+    /// The contract area, e.g. `PORT`, `HEALTH`.
+    pub area: &'static str,
+    /// Must, should or info.
+    pub level: Level,
+    /// The promise in one line, in our words.
+    pub promise: &'static str,
+    /// Where the framework makes it.
+    pub doc: DocRef,
+    /// How the scenario provokes and observes it, in one or two sentences (for `explain`).
+    pub method: &'static str,
+    /// Services the scenario needs.
+    pub needs: &'static [Need],
+    /// The scenario.
+    #[serde(skip)]
+    pub check: Check,
+}
+
+impl std::fmt::Debug for Clause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clause").field("id", &self.id).field("level", &self.level).finish()
+    }
+}
+
+/// Turn an `async fn(&mut Cx) -> Result<(), Failure>` into a [`Check`].
+#[macro_export]
+macro_rules! check {
+    ($f:path) => {{
+        fn boxed(cx: &mut $crate::cx::Cx) -> ::futures::future::BoxFuture<'_, Result<(), ::harness::verdict::Failure>> {
+            Box::pin($f(cx))
+        }
+        boxed as $crate::clause::Check
+    }};
+}

@@ -1,0 +1,173 @@
+//! Framework profiles: how each framework's generic knobs are spelled.
+//!
+//! A drain, a port check or a probe check is the same scenario for every framework; what differs
+//! is which variable sets the port (`PORT` vs `HTTP_PORT`), where the probes live (`/healthz` vs
+//! `/.well-known/alive`), how a database is chosen (`DATABASE_URL` vs `DB_DIALECT` + `DB_*`) and
+//! what must always be set for a hermetic run. Scenarios read those from the profile, so a generic
+//! scenario is written once and shared.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The frameworks conform knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    /// `github.com/DonaldMurillo/gofastr`.
+    GoFastr,
+    /// `gofr.dev`.
+    GoFr,
+}
+
+impl Framework {
+    /// Lowercase name, as in manifests and reports.
+    pub fn name(self) -> &'static str {
+        self.profile().name
+    }
+
+    /// The profile of this framework.
+    pub fn profile(self) -> &'static Profile {
+        match self {
+            Framework::GoFastr => &GOFASTR,
+            Framework::GoFr => &GOFR,
+        }
+    }
+
+    /// Every framework, in catalogue order.
+    pub const ALL: [Framework; 2] = [Framework::GoFastr, Framework::GoFr];
+
+    /// The framework a manifest's `profile` names.
+    pub fn from_profile_name(name: &str) -> Option<Framework> {
+        Framework::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Where a candidate's database is, as the harness hands it over.
+#[derive(Debug, Clone)]
+pub enum DbTarget {
+    /// A SQLite file (absolute path).
+    Sqlite {
+        /// The file.
+        path: String,
+    },
+    /// A Postgres database reachable at `host:port`.
+    Postgres {
+        /// Host (always loopback).
+        host: String,
+        /// Port (the fault proxy's, so the scenario can cut it).
+        port: u16,
+        /// Login role.
+        user: String,
+        /// Its password (registered as a secret).
+        password: String,
+        /// Database name.
+        name: String,
+    },
+}
+
+/// One framework's spelling of the generic knobs.
+#[derive(Debug)]
+pub struct Profile {
+    /// The framework.
+    pub framework: Framework,
+    /// Lowercase name (`gofastr`).
+    pub name: &'static str,
+    /// Display name (`GoFastr`).
+    pub display: &'static str,
+    /// Prefix of the framework's clause IDs (`GF`).
+    pub clause_prefix: &'static str,
+    /// The variable that sets the HTTP listen port.
+    pub port_env: &'static str,
+    /// The documented default HTTP port.
+    pub default_port: u16,
+    /// Liveness probe path.
+    pub liveness: &'static str,
+    /// Readiness probe path.
+    pub readiness: &'static str,
+    /// The variable that sets a separate metrics port, if the framework has one.
+    pub metrics_port_env: Option<&'static str>,
+    /// The documented default metrics port.
+    pub default_metrics_port: Option<u16>,
+    /// Path of the metrics endpoint.
+    pub metrics_path: &'static str,
+    /// Variables always set for a hermetic run (each with the reason in the profile's source).
+    pub base_env: &'static [(&'static str, &'static str)],
+}
+
+impl Profile {
+    /// The variables that point the candidate at `db`.
+    pub fn db_env(&self, db: &DbTarget) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_string(), v);
+        };
+        match (self.framework, db) {
+            (Framework::GoFastr, DbTarget::Sqlite { path }) => set("DATABASE_URL", format!("file:{path}")),
+            (Framework::GoFastr, DbTarget::Postgres { host, port, user, password, name }) => {
+                set("DATABASE_URL", format!("postgres://{user}:{password}@{host}:{port}/{name}?sslmode=disable"))
+            }
+            (Framework::GoFr, DbTarget::Sqlite { path }) => {
+                set("DB_DIALECT", "sqlite".into());
+                set("DB_NAME", path.clone());
+            }
+            (Framework::GoFr, DbTarget::Postgres { host, port, user, password, name }) => {
+                set("DB_DIALECT", "postgres".into());
+                set("DB_HOST", host.clone());
+                set("DB_PORT", port.to_string());
+                set("DB_USER", user.clone());
+                set("DB_PASSWORD", password.clone());
+                set("DB_NAME", name.clone());
+                set("DB_SSL_MODE", "disable".into());
+            }
+        }
+        env
+    }
+}
+
+/// GoFastr: `PORT` (normalised by `App.Start`), `DATABASE_URL` read by the scaffold,
+/// `/healthz` and `/readyz` on the app port.
+pub static GOFASTR: Profile = Profile {
+    framework: Framework::GoFastr,
+    name: "gofastr",
+    display: "GoFastr",
+    clause_prefix: "GF",
+    port_env: "PORT",
+    // deploy.md › The single-binary model: "./app  # listens on :8080 (or $PORT)".
+    default_port: 8080,
+    liveness: "/healthz",
+    readiness: "/readyz",
+    metrics_port_env: None,
+    default_metrics_port: None,
+    metrics_path: "/metrics",
+    base_env: &[
+        // App.Start remaps the port inside a linked git worktree (isolation.md); the harness
+        // runs from temp dirs, and this makes that explicit. GF-PORT-7 removes it on purpose.
+        ("GOFASTR_ISOLATION", "off"),
+    ],
+};
+
+/// GoFr: `HTTP_PORT` and `METRICS_PORT`, `DB_DIALECT` + `DB_*`, `/.well-known/*` probes,
+/// `configs/` read from the working directory.
+pub static GOFR: Profile = Profile {
+    framework: Framework::GoFr,
+    name: "gofr",
+    display: "GoFr",
+    clause_prefix: "GR",
+    port_env: "HTTP_PORT",
+    // configs reference › App: HTTP_PORT default 8000.
+    default_port: 8000,
+    liveness: "/.well-known/alive",
+    readiness: "/.well-known/health",
+    metrics_port_env: Some("METRICS_PORT"),
+    // configs reference › App: METRICS_PORT default 2121.
+    default_metrics_port: Some(2121),
+    metrics_path: "/metrics",
+    base_env: &[
+        // Without it GoFr posts to gofr.dev at boot and at shutdown, and the shutdown ping runs
+        // before the drain (catalogue D-6). conform never sends traffic off the machine.
+        ("GOFR_TELEMETRY", "false"),
+        // Span export every 200 ms instead of 5 s, so tracing scenarios wait less.
+        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    ],
+};

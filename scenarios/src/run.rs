@@ -1,0 +1,76 @@
+//! Running clauses: one scenario per (candidate, clause), isolated, bounded, and never allowed to
+//! turn a panic or a hang into anything but an `error` verdict.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use harness::evidence::Evidence;
+use harness::verdict::{ClauseResult, Failure, Verdict};
+
+use crate::clause::Clause;
+use crate::cx::{Cx, Target};
+use crate::services::Services;
+
+/// The most one scenario may take. Every operation inside is bounded on its own; this only
+/// catches a scenario whose bounds add up to something absurd, and reports it as a harness error.
+pub const SCENARIO_CEILING: Duration = Duration::from_secs(300);
+
+/// Run one clause on one candidate.
+pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Services>) -> ClauseResult {
+    let started = Instant::now();
+    let (outcome, evidence) = match Cx::new(target, services) {
+        Ok(mut cx) => {
+            let scenario = AssertUnwindSafe((clause.check)(&mut cx)).catch_unwind();
+            let outcome = match tokio::time::timeout(SCENARIO_CEILING, scenario).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(panic)) => Err(Failure::harness(format!("the scenario panicked: {}", panic_text(&panic)))),
+                Err(_) => Err(Failure::harness(format!("the scenario exceeded its {SCENARIO_CEILING:?} ceiling"))),
+            };
+            (outcome, cx.finish())
+        }
+        Err(failure) => (Err(failure), Evidence::default()),
+    };
+    ClauseResult {
+        clause: clause.id.to_string(),
+        level: clause.level,
+        area: clause.area.to_string(),
+        promise: clause.promise.to_string(),
+        doc: clause.doc.to_string(),
+        verdict: Verdict::from_outcome(clause.level, outcome),
+        duration: started.elapsed(),
+        evidence,
+    }
+}
+
+/// Run `clauses` on `target`, `parallel` at a time, results in the clauses' order.
+/// `on_done` is called as each finishes (for progress output).
+pub async fn run_clauses(
+    clauses: &[Clause],
+    target: Arc<Target>,
+    services: Arc<Services>,
+    parallel: usize,
+    on_done: impl Fn(&ClauseResult),
+) -> Vec<ClauseResult> {
+    let mut results: Vec<(usize, ClauseResult)> = futures::stream::iter(clauses.iter().enumerate())
+        .map(|(i, clause)| {
+            let target = target.clone();
+            let services = services.clone();
+            async move { (i, run_clause(clause, target, services).await) }
+        })
+        .buffer_unordered(parallel.max(1))
+        .inspect(|(_, r)| on_done(r))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(non-string panic payload)".into())
+}
