@@ -203,16 +203,25 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         let info = RunInfo { provider: Provider::Native.name().into(), command: command.clone(), started: SystemTime::now(), clock: Instant::now() };
         let name = candidate.manifest.name.clone();
         eprintln!("conform: building {name} ({} {})", candidate.manifest.framework_module, candidate.manifest.framework_version);
-        let target = match tokio::task::spawn_blocking({
-            let cache = cache.clone();
+        let built = tokio::task::spawn_blocking({
+            let (cache, candidate) = (cache.clone(), candidate.clone());
             move || certify::build(candidate, framework, &cache)
         })
-        .await
-        {
+        .await;
+        let target = match built {
             Ok(Ok(t)) => t,
             Ok(Err(PrepareError::Build(err))) => {
+                // The harness cannot judge a candidate it cannot build: every clause is an
+                // error carrying the build's own message, and the report says so.
                 eprintln!("conform: {err}");
-                worst = worst.max(EXIT_NOT_JUDGED);
+                let message = format!("the candidate could not be built: {err}");
+                let results = certify::unrun(&clauses, |_| Verdict::Error { message: message.clone() }, &Default::default());
+                let report = certify::report(&candidate, framework, "", &info, results);
+                if let Err(err) = write_reports(&report, options, dirs.len()) {
+                    eprintln!("conform: writing the report: {err}");
+                }
+                print_summary(&report);
+                worst = combine(worst, EXIT_NOT_JUDGED);
                 continue;
             }
             Ok(Err(err)) => {
@@ -248,14 +257,14 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             Some(r) => r,
             None => scenarios::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, progress).await,
         };
-        let report = certify::report(&target, &info, results);
+        let report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
         if let Err(err) = write_reports(&report, options, dirs.len()) {
             eprintln!("conform: writing the report: {err}");
-            worst = worst.max(EXIT_NOT_JUDGED);
+            worst = combine(worst, EXIT_NOT_JUDGED);
         }
         print_summary(&report);
         let code = if preflight_failed { EXIT_FAILED } else { report.exit_code() };
-        worst = if code == EXIT_FAILED || worst == EXIT_FAILED { EXIT_FAILED } else { worst.max(code) };
+        worst = combine(worst, code);
     }
     if let Some(startup) = services.postgres_startup() {
         eprintln!("conform: Postgres started in {} ms", startup.as_millis());
@@ -265,6 +274,11 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         Err(_) => eprintln!("conform: services still in use at exit; they are killed by their owners"),
     }
     worst
+}
+
+/// The exit code of several candidates: any failure wins, then any unjudged, else success.
+fn combine(worst: i32, code: i32) -> i32 {
+    if worst == EXIT_FAILED || code == EXIT_FAILED { EXIT_FAILED } else { worst.max(code) }
 }
 
 fn progress(r: &ClauseResult) {

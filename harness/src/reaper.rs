@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -59,18 +60,38 @@ pub fn register_dir(path: impl Into<PathBuf>) -> Ticket {
     register(Resource::Dir(path.into()))
 }
 
+/// How long a group asked to stop politely (Postgres: SIGINT, a fast shutdown that also removes
+/// its shared memory) gets before it is killed.
+const POLITE_GRACE: Duration = Duration::from_secs(5);
+
 /// Kill every registered process group, then remove every registered directory.
 ///
-/// Groups go first, newest first, so that no process is still writing into a directory being
-/// removed. Returns how many resources were reaped.
+/// Groups registered with a polite signal get it first and up to [`POLITE_GRACE`] to exit;
+/// then every group, polite or not, gets SIGKILL. Directories go last, so that no process is
+/// still writing into a directory being removed. Returns how many resources were reaped.
 pub fn reap_all() -> usize {
     let resources: Vec<Resource> = std::mem::take(&mut *lock()).into_values().rev().collect();
-    for resource in &resources {
-        if let Resource::Group { pgid, signal } = resource {
+    let groups: Vec<(i32, Signal)> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Group { pgid, signal } => Some((*pgid, *signal)),
+            Resource::Dir(_) => None,
+        })
+        .collect();
+    let polite: Vec<i32> = groups.iter().filter(|(_, s)| *s != Signal::SIGKILL).map(|(g, _)| *g).collect();
+    for (pgid, signal) in &groups {
+        if *signal != Signal::SIGKILL {
             let _ = killpg(Pid::from_raw(*pgid), *signal);
-            // Whatever the polite signal was, make sure nothing of the group survives.
-            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
         }
+    }
+    let deadline = Instant::now() + POLITE_GRACE;
+    // A bounded poll of "every politely signalled group is gone" (signal 0 probes existence).
+    while Instant::now() < deadline && polite.iter().any(|g| killpg(Pid::from_raw(*g), None).is_ok()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (pgid, _) in &groups {
+        // Whatever the polite signal was, make sure nothing of the group survives.
+        let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
     }
     for resource in &resources {
         if let Resource::Dir(path) = resource {

@@ -104,12 +104,16 @@ impl Report {
     }
 }
 
-/// The exit code for `results`: a failed `must` clause wins over an unjudged one.
+/// The exit code for `results`: a failed `must` clause wins; then any clause the harness could
+/// not judge (an `error` at any level, or a skipped `must`); `should` failures are reported but
+/// do not block certification.
 pub fn exit_code(results: &[ClauseResult]) -> i32 {
     let must = || results.iter().filter(|r| r.level == Level::Must);
     if must().any(|r| matches!(r.verdict, Verdict::Fail(_))) {
         EXIT_FAILED
-    } else if must().any(|r| r.verdict != Verdict::Pass) {
+    } else if results.iter().any(|r| matches!(r.verdict, Verdict::Error { .. }))
+        || must().any(|r| matches!(r.verdict, Verdict::Skip { .. }))
+    {
         EXIT_NOT_JUDGED
     } else {
         EXIT_CERTIFIED
@@ -282,7 +286,8 @@ mod tests {
         let err = result("C", Level::Must, Verdict::Error { message: "postgres".into() });
         let info_err = result("D", Level::Info, Verdict::Error { message: "x".into() });
         let should_fail = result("E", Level::Should, Verdict::Fail(Violation { expected: "x".into(), actual: "y".into() }));
-        assert_eq!(exit_code(&[pass.clone(), info_err.clone(), should_fail]), EXIT_CERTIFIED);
+        assert_eq!(exit_code(&[pass.clone(), should_fail]), EXIT_CERTIFIED);
+        assert_eq!(exit_code(&[pass.clone(), info_err]), EXIT_NOT_JUDGED);
         assert_eq!(exit_code(&[pass.clone(), err.clone()]), EXIT_NOT_JUDGED);
         assert_eq!(exit_code(&[pass, err, fail]), EXIT_FAILED);
     }

@@ -8,7 +8,21 @@ use std::time::Duration;
 /// How long a candidate may take from spawn to answering its probe. Go binaries start in tens of
 /// milliseconds; boot auto-migration against a fresh database takes well under a second. Twenty
 /// seconds leaves room for a loaded 2-core CI machine without letting a hung boot stall a run.
-pub const BOOT: Duration = Duration::from_secs(20);
+pub const BOOT_DEFAULT: Duration = Duration::from_secs(20);
+
+/// The boot ceiling in force: [`BOOT_DEFAULT`], or `CONFORM_BOOT_TIMEOUT` (seconds) for a slower
+/// machine or a faster test of a candidate that never listens.
+pub fn boot() -> Duration {
+    static BOOT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        std::env::var("CONFORM_BOOT_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(BOOT_DEFAULT)
+    })
+}
 
 /// How often readiness and socket conditions are re-checked: fast enough that boot time is
 /// measured to within a few tens of milliseconds, slow enough not to load the candidate.

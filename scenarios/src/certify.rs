@@ -15,6 +15,7 @@ use harness::verdict::{ClauseResult, Failure, Verdict};
 
 use crate::clause::Clause;
 use crate::cx::{Cx, Db, Target};
+
 use crate::profile::Framework;
 use crate::services::Services;
 
@@ -88,17 +89,17 @@ pub struct RunInfo {
     pub clock: Instant,
 }
 
-/// Assemble a report from results.
-pub fn report(target: &Target, info: &RunInfo, results: Vec<ClauseResult>) -> Report {
-    let m = &target.candidate.manifest;
+/// Assemble a report from results (`source_hash` is empty when nothing was built).
+pub fn report(candidate: &Candidate, framework: Framework, source_hash: &str, info: &RunInfo, results: Vec<ClauseResult>) -> Report {
+    let m = &candidate.manifest;
     Report {
         conform_version: env!("CARGO_PKG_VERSION").to_string(),
         candidate: m.name.clone(),
-        framework: target.framework.name().to_string(),
+        framework: framework.name().to_string(),
         framework_module: m.framework_module.clone(),
         framework_version: m.framework_version.clone(),
         provider: info.provider.clone(),
-        source_hash: target.build.source_hash.clone(),
+        source_hash: source_hash.to_string(),
         started_at: report::rfc3339(info.started),
         duration: info.clock.elapsed(),
         command: info.command.clone(),

@@ -299,7 +299,7 @@ impl Cx {
         let http = self.http.clone();
         let waited = app
             .running
-            .wait_until(&format!("GET {path} on {addr} to answer 200"), timeouts::BOOT, || {
+            .wait_until(&format!("GET {path} on {addr} to answer 200"), timeouts::boot(), || {
                 let http = http.clone();
                 async move {
                     match http.get(addr, path).await {

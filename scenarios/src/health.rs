@@ -472,7 +472,7 @@ async fn gofr_probe_logs_disabled(cx: &mut Cx) -> Result<(), Failure> {
     let hello = app
         .running
         .output()
-        .wait_for_line("logging the /hello request", timeouts::BOOT, |l| l.text.contains("\"uri\":\"/hello\""))
+        .wait_for_line("logging the /hello request", timeouts::boot(), |l| l.text.contains("\"uri\":\"/hello\""))
         .await
         .map_err(|e| Failure::harness(format!("no request log line for /hello, so probe logging cannot be judged: {e}")))?;
     cx.note("request log", hello.plain());

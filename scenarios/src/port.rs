@@ -149,7 +149,7 @@ pub fn clauses() -> Vec<Clause> {
 
 /// Start the app and wait until it listens, returning its sockets (or the boot failure).
 async fn listening_sockets(cx: &mut Cx, app: &mut App) -> Result<Vec<ListenSocket>, Failure> {
-    match app.running.wait_listening(timeouts::BOOT).await {
+    match app.running.wait_listening(timeouts::boot()).await {
         Ok(sockets) => {
             cx.note("listening", fmt_sockets(&sockets));
             Ok(sockets)
@@ -163,7 +163,7 @@ async fn wait_port(app: &mut App, port: u16) -> String {
     let pid = app.running.pid();
     let waited = app
         .running
-        .wait_until(&format!("a listener on port {port}"), timeouts::BOOT, || async move {
+        .wait_until(&format!("a listener on port {port}"), timeouts::boot(), || async move {
             match harness::sockets::listening(pid) {
                 Ok(s) if s.iter().any(|s| s.port() == port) => Poll::Ready(s),
                 Ok(s) => Poll::NotYet(format!("listening on [{}]", fmt_sockets(&s))),
@@ -269,7 +269,7 @@ async fn binds_after_migration_lock(cx: &mut Cx) -> Result<(), Failure> {
     let dbname = database.name.clone();
     let seen = app
         .running
-        .wait_until("the candidate to poll for the migration advisory lock", timeouts::BOOT, || {
+        .wait_until("the candidate to poll for the migration advisory lock", timeouts::boot(), || {
             let (watcher, dbname) = (watcher.clone(), dbname.clone());
             async move {
                 let mut conn = watcher.lock().await;
@@ -345,7 +345,7 @@ async fn ephemeral_port_banner(cx: &mut Cx) -> Result<(), Failure> {
     let banner = app
         .running
         .output()
-        .wait_for_line("with `Listening:`", timeouts::BOOT, |l| l.plain().contains("Listening:"))
+        .wait_for_line("with `Listening:`", timeouts::boot(), |l| l.plain().contains("Listening:"))
         .await;
     match banner {
         Ok(line) => {
@@ -531,7 +531,7 @@ async fn gofr_unbindable_port(cx: &mut Cx) -> Result<(), Failure> {
     let line = app
         .running
         .output()
-        .wait_for_line("about the HTTP listen error", timeouts::BOOT, |l| l.text.contains("error while listening"))
+        .wait_for_line("about the HTTP listen error", timeouts::boot(), |l| l.text.contains("error while listening"))
         .await;
     cx.note("log", line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()));
     let still = app.running.try_exit()?;

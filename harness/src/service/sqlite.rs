@@ -13,6 +13,7 @@ use sqlx::Connection;
 pub struct SqliteFile {
     dir: tempfile::TempDir,
     path: PathBuf,
+    _reaper: crate::reaper::Ticket,
 }
 
 impl SqliteFile {
@@ -20,7 +21,8 @@ impl SqliteFile {
     pub fn fresh() -> std::io::Result<SqliteFile> {
         let dir = tempfile::Builder::new().prefix("conform-sqlite-").tempdir()?;
         let path = dir.path().join("conform.db");
-        Ok(SqliteFile { dir, path })
+        let ticket = crate::reaper::register_dir(dir.path());
+        Ok(SqliteFile { dir, path, _reaper: ticket })
     }
 
     /// The database file's absolute path.

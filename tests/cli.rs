@@ -1,0 +1,235 @@
+//! Bad input and interruption, through the real `conform` binary: each case must end with a
+//! clear message and its documented exit code, keep any report already written, and leave no
+//! process and no temp directory behind.
+//!
+//! The candidates here are the harness self-test fixtures under `fixtures/selftest/` (tiny Go
+//! programs that fail in one specific way), never framework apps; they exercise conform's own
+//! error paths where no framework module is needed.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFORM: &str = env!("CARGO_BIN_EXE_conform");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A sandbox for one invocation: its own TMPDIR (to prove nothing is left in it), its own build
+/// cache (so any process still running from it is this test's, even with tests in parallel;
+/// Go's own build cache makes the rebuild cheap) and its own report directory.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("conform-cli-test-").tempdir().unwrap();
+        for sub in ["tmp", "cache", "reports"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(CONFORM);
+        cmd.args(args)
+            .current_dir(root())
+            .env("TMPDIR", self.path("tmp"))
+            .env("CONFORM_CACHE_DIR", self.path("cache"))
+            .env("CONFORM_BOOT_TIMEOUT", "3")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("conform runs")
+    }
+
+    /// Nothing left in this sandbox's TMPDIR and no process of a selftest binary alive.
+    fn assert_clean(&self) {
+        let left: Vec<String> = std::fs::read_dir(self.path("tmp"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .filter(|n| !n.starts_with(".tmp")) // atomic-write temp files are not candidates' dirs
+            .collect();
+        assert!(left.is_empty(), "temp dirs left behind: {left:?}");
+        // The kernel may take a moment to reap a killed candidate: poll (bounded) for it to go.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let alive = self.processes();
+        assert!(alive.is_empty(), "processes left behind: {alive:?}");
+    }
+
+    /// Live (non-zombie) processes whose executable lives in this sandbox's build cache.
+    fn processes(&self) -> Vec<(u32, String)> {
+        processes_under(&self.path("cache"))
+    }
+}
+
+/// Pids of live processes whose executable lives under `cache`.
+fn processes_under(cache: &std::path::Path) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            if exe.starts_with(cache) {
+                found.push((pid, exe.display().to_string()));
+            }
+        }
+    }
+    found
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn selftest(name: &str) -> String {
+    format!("fixtures/selftest/{name}")
+}
+
+#[test]
+fn missing_candidate_directory_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["certify", "fixtures/candidates/does-not-exist"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("fixtures/candidates/does-not-exist does not exist"), "{}", text(&out));
+    sb.assert_clean();
+}
+
+#[test]
+fn manifest_with_unknown_key_names_file_and_line() {
+    let sb = Sandbox::new();
+    let dir = sb.path("bad-manifest");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("candidate.toml"),
+        "name = \"x\"\nprofile = \"gofr\"\nframework_module = \"gofr.dev\"\nframework_version = \"v1\"\nport = 8080\n\n[build]\n",
+    )
+    .unwrap();
+    let out = sb.run(&["certify", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("candidate.toml:5:") && t.contains("port"), "{t}");
+    sb.assert_clean();
+}
+
+#[test]
+fn unknown_profile_points_at_its_line() {
+    let sb = Sandbox::new();
+    let dir = sb.path("bad-profile");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("candidate.toml"),
+        "name = \"x\"\nprofile = \"rails\"\nframework_module = \"m\"\nframework_version = \"v1\"\n\n[build]\n",
+    )
+    .unwrap();
+    let out = sb.run(&["certify", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("candidate.toml:2:") && t.contains("unknown profile \"rails\""), "{t}");
+}
+
+#[test]
+fn candidate_exiting_at_boot_fails_with_its_message_and_a_report() {
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    let out = sb.run(&["certify", &selftest("exits-at-boot"), "--filter", "GF-PORT-1", "--out", reports.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("did not boot in preflight") && t.contains("exit code 1"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("selftest-exits-at-boot.json")).unwrap()).unwrap();
+    assert_eq!(report["results"][0]["verdict"], "skip");
+    let launch_tail = report["results"][0]["evidence"]["launches"][0]["output_tail"].to_string();
+    assert!(launch_tail.contains("refusing to boot"), "{launch_tail}");
+    sb.assert_clean();
+}
+
+#[test]
+fn candidate_that_never_listens_fails_within_the_boot_ceiling() {
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    let out = sb.run(&["certify", &selftest("never-listens"), "--filter", "GF-PORT-1", "--out", sb.path("reports").to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("timed out") && t.contains("last seen"), "the wait says what it last saw: {t}");
+    assert!(started.elapsed() < Duration::from_secs(60), "bounded by CONFORM_BOOT_TIMEOUT");
+    sb.assert_clean();
+}
+
+#[test]
+fn postgres_not_installed_is_a_harness_error_with_the_fix() {
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    // GF-PORT-4 is a `should` clause that needs Postgres: its `error` alone makes the run
+    // "not judged" (exit 2), whatever the level.
+    let mut cmd = sb.command(&["certify", &selftest("serves"), "--filter", "GF-PORT-4", "--out", reports.to_str().unwrap()]);
+    cmd.env("CONFORM_PG_BINDIR", "/nonexistent/postgresql/bin");
+    let out = cmd.output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "harness could not judge: {t}");
+    let report = std::fs::read_to_string(reports.join("selftest-serves.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["results"][0]["verdict"], "error");
+    let message = report["results"][0]["message"].as_str().unwrap();
+    assert!(message.contains("not found") && message.contains("postgresql"), "{message}");
+    sb.assert_clean();
+}
+
+#[test]
+fn ctrl_c_mid_scenario_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .command(&["certify", &selftest("never-listens"), "--no-preflight", "--filter", "GF-PORT-1", "--out", sb.path("reports").to_str().unwrap()])
+        .env("CONFORM_BOOT_TIMEOUT", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the candidate process is up, so the interrupt lands mid-scenario.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sb.processes().is_empty() {
+        assert!(Instant::now() < deadline, "the candidate never started");
+        assert!(child.try_wait().unwrap().is_none(), "conform exited before the candidate started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    sb.assert_clean();
+}
+
+#[test]
+fn list_json_has_the_interface_fields() {
+    let out = Command::new(CONFORM).args(["list", "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let clauses: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clauses = clauses.as_array().unwrap();
+    assert!(clauses.len() >= 20);
+    for c in clauses {
+        for field in ["id", "level", "area", "framework"] {
+            assert!(c.get(field).is_some(), "{field} missing in {c}");
+        }
+        assert!(["must", "should", "info"].contains(&c["level"].as_str().unwrap()));
+        assert!(["gofastr", "gofr"].contains(&c["framework"].as_str().unwrap()));
+    }
+    assert!(clauses.iter().any(|c| c["id"] == "GF-PORT-1") && clauses.iter().any(|c| c["id"] == "GR-HLTH-3"));
+}
+
+#[test]
+fn explain_unknown_clause_is_a_usage_error() {
+    let out = Command::new(CONFORM).args(["explain", "GF-NOPE-9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let out = Command::new(CONFORM).args(["explain", "gr-hlth-3"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Documented in:"));
+}
