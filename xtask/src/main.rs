@@ -1,1 +1,132 @@
-fn main() {}
+//! `cargo xtask`: the project's entry points, each doing its own set-up on a fresh machine.
+//!
+//! - `cargo xtask certify` — the main job: certify the reference candidates into `reports/`.
+//! - `cargo xtask test`    — the whole suite, exactly what CI runs.
+//! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (Postgres server
+//!   binaries from Debian, Go check).
+//! - `cargo xtask bench`   — measured figures (service start times, certification wall time).
+//!
+//! Plain std, no dependencies: this must build before anything else works.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, r)) => (t.as_str(), r.to_vec()),
+        None => ("help", Vec::new()),
+    };
+    let result = match task {
+        "setup" => setup(),
+        "test" => setup().and_then(|()| test(&rest)),
+        "certify" => setup().and_then(|()| certify(&rest)),
+        "bench" => setup().and_then(|()| bench(&rest)),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|test|certify|bench> [args]\n\n{}", HELP);
+            return ExitCode::from(64);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { message, code }) => {
+            if !message.is_empty() {
+                eprintln!("xtask: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+const HELP: &str = "  setup    install what a fresh machine lacks (Postgres server binaries)
+  test     setup, then the whole test suite (what CI runs)
+  certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
+  bench    setup, then measure service start times and certification wall time";
+
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure { message: message.into(), code: 1 }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Run a command in the workspace root, streaming its output; fail with its exit code.
+fn run(cmd: &mut Command) -> Result<(), Failure> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.current_dir(root()).status().map_err(|e| fail(format!("cannot run {shown}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure { message: format!("{shown} failed ({status})"), code: status.code().unwrap_or(1).clamp(1, 255) as u8 })
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success())
+}
+
+fn postgres_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.path().join("bin/initdb").is_file() && e.path().join("bin/postgres").is_file()))
+    }) || (have("initdb") && have("postgres"))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Install what a fresh machine lacks. Idempotent: each step checks first.
+fn setup() -> Result<(), Failure> {
+    if !have("go") {
+        return Err(fail("Go is not installed: conform builds candidates with `go build` (Go 1.26 or newer)"));
+    }
+    if !postgres_installed() {
+        if !is_root() {
+            return Err(fail("Postgres server binaries are missing; install Debian's `postgresql` package (needs root)"));
+        }
+        eprintln!("xtask: installing Debian's postgresql package (server binaries for the native provider)");
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends", "postgresql"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<(), Failure> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--workspace", "--locked"]).args(rest).env("GOTOOLCHAIN", "local");
+    run(&mut cmd)
+}
+
+fn certify(rest: &[String]) -> Result<(), Failure> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--release", "--locked", "--bin", "conform", "--", "certify"]);
+    if rest.iter().all(|a| a.starts_with('-')) {
+        cmd.args(["fixtures/candidates/gofastr", "fixtures/candidates/gofr"]);
+    }
+    cmd.args(rest).env("GOTOOLCHAIN", "local");
+    run(&mut cmd)
+}
+
+fn bench(rest: &[String]) -> Result<(), Failure> {
+    run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform", "--example", "bench", "-p", "conform-harness"]))?;
+    println!("== services (harness/examples/bench.rs)");
+    run(Command::new(root().join("target/release/examples/bench")).args(rest))?;
+    println!("\n== certification wall time (conform certify, release build)");
+    for candidate in ["gofastr", "gofr"] {
+        let start = Instant::now();
+        let status = Command::new(root().join("target/release/conform"))
+            .args(["certify", &format!("fixtures/candidates/{candidate}"), "--out", "target/bench-reports"])
+            .current_dir(root())
+            .status()
+            .map_err(|e| fail(format!("running conform: {e}")))?;
+        println!("{candidate}: {:.1} s (exit {})", start.elapsed().as_secs_f64(), status.code().unwrap_or(-1));
+    }
+    Ok(())
+}
