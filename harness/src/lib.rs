@@ -22,5 +22,6 @@ pub mod running;
 pub mod service;
 pub mod sockets;
 pub mod timeouts;
+pub mod tls;
 pub mod verdict;
 pub mod workdir;

@@ -69,6 +69,8 @@ pub struct Knobs {
     pub error_endpoint: Option<String>,
     /// A server-sent-events endpoint that stays open.
     pub stream_endpoint: Option<String>,
+    /// The environment variable giving the base URL of a dependent HTTP service the app registers.
+    pub dependency_url_env: Option<String>,
     /// The environment variable choosing the app's auth mode (`none`, `basic`, `apikey`, `oauth`).
     pub auth_mode_env: Option<String>,
     /// The environment variable that turns on the auth battery's dev mode (`1`).

@@ -120,6 +120,17 @@ pub fn clauses() -> Vec<Clause> {
             check: check!(gofr_health_tracks_database),
         },
         Clause {
+            id: "GR-HLTH-4",
+            framework: Framework::GoFr,
+            area: "HEALTH",
+            level: Level::Must,
+            promise: "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
+            doc: DocRef { page: "advanced-guide/monitoring-service-health", heading: "2. Health-Check" },
+            method: "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
+            needs: &[],
+            check: check!(gofr_dependent_service),
+        },
+        Clause {
             id: "GR-HLTH-5",
             framework: Framework::GoFr,
             area: "HEALTH",
@@ -426,6 +437,40 @@ async fn gofr_health_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
     })
     .await?;
     cx.note("recovered", back.summary());
+    Ok(())
+}
+
+async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
+    let Some(dep_env) = cx.target().candidate.manifest.knobs.dependency_url_env.clone() else {
+        return Err(Failure::harness("the candidate manifest needs the knob dependency_url_env"));
+    };
+    let stub = harness::service::stub::HttpStub::start().await?;
+    let alive = cx.profile().liveness;
+    stub.set(alive, 200, r#"{"data":{"status":"UP"}}"#);
+    let db = cx.database(Db::Sqlite).await?;
+    let url = stub.url();
+    let app = cx
+        .boot_with(Some(&db), |spec| {
+            spec.set(&dep_env, url.clone());
+            Ok(())
+        })
+        .await?;
+    let readiness = cx.profile().readiness;
+    let dep_status = |ex: &Exchange| -> Option<String> {
+        let body: Value = serde_json::from_str(ex.body()?).ok()?;
+        gofr_status(&body, "/data/dep/status").map(str::to_owned)
+    };
+    for (status, want) in [(200, "UP"), (503, "DOWN"), (200, "UP")] {
+        stub.set(alive, status, if status == 200 { r#"{"data":{"status":"UP"}}"# } else { "" });
+        cx.note("dependency", format!("{alive} answers {status}"));
+        let seen = poll_probe(cx, &app, readiness, &format!("health to report the dependency {want}"), |ex| {
+            dep_status(ex).as_deref() == Some(want)
+        })
+        .await?;
+        let body = json("health", &seen)?;
+        cx.note(format!("dependency {want}: top-level status"), gofr_status(&body, "/data/status").unwrap_or("(none)"));
+    }
+    cx.note("requests the dependency received", stub.hits().len());
     Ok(())
 }
 

@@ -123,6 +123,17 @@ pub fn clauses() -> Vec<Clause> {
             check: check!(gofr_metrics_port),
         },
         Clause {
+            id: "GR-PORT-5",
+            framework: Framework::GoFr,
+            area: "PORT",
+            level: Level::Must,
+            promise: "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
+            doc: DocRef { page: "references/configs", heading: "HTTP: CERT_FILE, KEY_FILE" },
+            method: "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
+            needs: &[],
+            check: check!(gofr_https),
+        },
+        Clause {
             id: "GR-PORT-3",
             framework: Framework::GoFr,
             area: "PORT",
@@ -499,6 +510,61 @@ async fn gofr_metrics_port(cx: &mut Cx) -> Result<(), Failure> {
         cx.note(format!("METRICS_PORT={odd:?}"), seen);
         cx.kill(&mut app).await?;
     }
+    Ok(())
+}
+
+async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
+    let db = cx.database(Db::Sqlite).await?;
+    let cert = harness::tls::SelfSigned::generate()?;
+    harness::redact::register_secret(cert.key_pem.trim());
+    let mut spec = cx.spec(Some(&db))?;
+    let port = spec.port.expect("spec sets a port");
+    let cert_file = spec.workdir.write("tls/cert.pem", &cert.cert_pem)?;
+    let key_file = spec.workdir.write("tls/key.pem", &cert.key_pem)?;
+    spec.set("CERT_FILE", cert_file.display().to_string());
+    spec.set("KEY_FILE", key_file.display().to_string());
+    let mut app = cx.start(spec)?;
+    let listening = wait_port(&mut app, port).await;
+    cx.note("with CERT_FILE and KEY_FILE", &listening);
+    let addr = app.addr().expect("port");
+    let liveness = cx.profile().liveness;
+    match harness::tls::get(addr, &cert, liveness, Duration::from_secs(5)).await? {
+        harness::tls::Handshake::Completed { protocol, status_line } => {
+            cx.note("TLS", format!("{protocol}, GET {liveness}: {status_line}"));
+            if !status_line.contains(" 200") {
+                return Err(Failure::violation(format!("GET {liveness} over TLS answers 200"), status_line));
+            }
+        }
+        harness::tls::Handshake::Failed(why) => {
+            return Err(Failure::violation(format!("a TLS handshake on HTTP_PORT {port} with the given certificate"), why));
+        }
+    }
+    let plain = cx.get(&app, liveness).await?;
+    cx.note("plain HTTP on the TLS port", plain.summary());
+    cx.kill(&mut app).await?;
+
+    // A certificate file that does not exist: recorded, not graded (the docs say nothing).
+    let mut spec = cx.spec(Some(&db))?;
+    spec.set("CERT_FILE", "/nonexistent/conform/cert.pem");
+    spec.set("KEY_FILE", "/nonexistent/conform/key.pem");
+    let mut app = cx.start(spec)?;
+    let line = app
+        .running
+        .output()
+        .wait_for_line("on stderr (the app reporting the missing file)", Duration::from_secs(10), |l| {
+            l.stream == harness::output::Stream::Stderr
+        })
+        .await;
+    cx.note("missing CERT_FILE: first stderr line", line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()));
+    let exit = app.running.try_exit()?;
+    let sockets = app.running.listening().unwrap_or_default();
+    cx.note(
+        "missing CERT_FILE: afterwards",
+        match exit {
+            Some(e) => format!("exited: {}", e.status),
+            None => format!("still running, listening on [{}]", fmt_sockets(&sockets)),
+        },
+    );
     Ok(())
 }
 

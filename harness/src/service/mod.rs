@@ -9,6 +9,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod proxy;
 pub mod sqlite;
+pub mod stub;
 
 use serde::Serialize;
 
