@@ -19,7 +19,11 @@ use scenarios::profile::Framework;
 use scenarios::services::Services;
 
 #[derive(Parser)]
-#[command(name = "conform", version, about = "Certify the deployment contract of GoFastr and GoFr services")]
+#[command(
+    name = "conform",
+    version,
+    about = "Certify the deployment contract of GoFastr and GoFr services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,8 +111,24 @@ fn main() {
     let code = match cli.command {
         Command::List { framework, format } => list(framework, format),
         Command::Explain { id } => explain(&id),
-        Command::Certify { candidates, filter, area, format, out, parallel, provider: _, no_preflight } => {
-            let options = CertifyOptions { filter, area, format, out, parallel, preflight: !no_preflight };
+        Command::Certify {
+            candidates,
+            filter,
+            area,
+            format,
+            out,
+            parallel,
+            provider: _,
+            no_preflight,
+        } => {
+            let options = CertifyOptions {
+                filter,
+                area,
+                format,
+                out,
+                parallel,
+                preflight: !no_preflight,
+            };
             match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt.block_on(certify_all(&candidates, &options)),
                 Err(err) => {
@@ -130,7 +150,10 @@ fn framework_filter(f: Option<FrameworkArg>) -> Option<Framework> {
 
 fn list(framework: Option<FrameworkArg>, format: ListFormat) -> i32 {
     let want = framework_filter(framework);
-    let clauses: Vec<Clause> = scenarios::registry().into_iter().filter(|c| want.is_none_or(|f| c.framework == f)).collect();
+    let clauses: Vec<Clause> = scenarios::registry()
+        .into_iter()
+        .filter(|c| want.is_none_or(|f| c.framework == f))
+        .collect();
     match format {
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(&clauses).expect("clauses serialize")),
         ListFormat::Human => {
@@ -148,7 +171,13 @@ fn explain(id: &str) -> i32 {
         eprintln!("conform: no clause {id:?}; `conform list` shows them all");
         return EXIT_USAGE;
     };
-    println!("{} ({}, {}, {})\n", c.id, c.framework.profile().display, c.area, c.level.name());
+    println!(
+        "{} ({}, {}, {})\n",
+        c.id,
+        c.framework.profile().display,
+        c.area,
+        c.level.name()
+    );
     println!("Promise: {}", c.promise);
     println!("Documented in: {}", c.doc);
     println!("How conform checks it: {}", c.method);
@@ -200,9 +229,17 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             eprintln!("conform: no {} clause matches the filter", framework.name());
             return EXIT_USAGE;
         }
-        let info = RunInfo { provider: Provider::Native.name().into(), command: command.clone(), started: SystemTime::now(), clock: Instant::now() };
+        let info = RunInfo {
+            provider: Provider::Native.name().into(),
+            command: command.clone(),
+            started: SystemTime::now(),
+            clock: Instant::now(),
+        };
         let name = candidate.manifest.name.clone();
-        eprintln!("conform: building {name} ({} {})", candidate.manifest.framework_module, candidate.manifest.framework_version);
+        eprintln!(
+            "conform: building {name} ({} {})",
+            candidate.manifest.framework_module, candidate.manifest.framework_version
+        );
         let built = tokio::task::spawn_blocking({
             let (cache, candidate) = (cache.clone(), candidate.clone());
             move || certify::build(candidate, framework, &cache)
@@ -215,7 +252,13 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
                 // error carrying the build's own message, and the report says so.
                 eprintln!("conform: {err}");
                 let message = format!("the candidate could not be built: {err}");
-                let results = certify::unrun(&clauses, |_| Verdict::Error { message: message.clone() }, &Default::default());
+                let results = certify::unrun(
+                    &clauses,
+                    |_| Verdict::Error {
+                        message: message.clone(),
+                    },
+                    &Default::default(),
+                );
                 let report = certify::report(&candidate, framework, "", &info, results);
                 if let Err(err) = write_reports(&report, options, dirs.len()) {
                     eprintln!("conform: writing the report: {err}");
@@ -236,7 +279,11 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         eprintln!(
             "conform: {name}: {} ({}), {} clauses, {} at a time",
             target.build.binary.display(),
-            if target.build.cached { "cached".to_string() } else { format!("built in {:.1} s", target.build.took.as_secs_f64()) },
+            if target.build.cached {
+                "cached".to_string()
+            } else {
+                format!("built in {:.1} s", target.build.took.as_secs_f64())
+            },
             clauses.len(),
             options.parallel
         );
@@ -246,7 +293,13 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
                 Err((why, evidence)) => {
                     eprintln!("conform: {name} did not boot in preflight: {why}");
                     eprintln!("conform: every clause is skipped; run with --no-preflight to grade them one by one");
-                    Some(certify::unrun(&clauses, |_| Verdict::Skip { reason: format!("preflight: the candidate did not boot: {why}") }, &evidence))
+                    Some(certify::unrun(
+                        &clauses,
+                        |_| Verdict::Skip {
+                            reason: format!("preflight: the candidate did not boot: {why}"),
+                        },
+                        &evidence,
+                    ))
                 }
             }
         } else {
@@ -255,7 +308,10 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         let preflight_failed = results.is_some();
         let results = match results {
             Some(r) => r,
-            None => scenarios::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, progress).await,
+            None => {
+                scenarios::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, progress)
+                    .await
+            }
         };
         let report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
         if let Err(err) = write_reports(&report, options, dirs.len()) {
@@ -263,7 +319,11 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             worst = combine(worst, EXIT_NOT_JUDGED);
         }
         print_summary(&report);
-        let code = if preflight_failed { EXIT_FAILED } else { report.exit_code() };
+        let code = if preflight_failed {
+            EXIT_FAILED
+        } else {
+            report.exit_code()
+        };
         worst = combine(worst, code);
     }
     if let Some(startup) = services.postgres_startup() {
@@ -278,7 +338,11 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
 
 /// The exit code of several candidates: any failure wins, then any unjudged, else success.
 fn combine(worst: i32, code: i32) -> i32 {
-    if worst == EXIT_FAILED || code == EXIT_FAILED { EXIT_FAILED } else { worst.max(code) }
+    if worst == EXIT_FAILED || code == EXIT_FAILED {
+        EXIT_FAILED
+    } else {
+        worst.max(code)
+    }
 }
 
 fn progress(r: &ClauseResult) {
@@ -287,12 +351,21 @@ fn progress(r: &ClauseResult) {
         Verdict::Error { message } => format!(": {}", first_line(message)),
         _ => String::new(),
     };
-    eprintln!("  {:<8} {:<12} {:>6.1} s{detail}", r.verdict.name(), r.clause, r.duration.as_secs_f64());
+    eprintln!(
+        "  {:<8} {:<12} {:>6.1} s{detail}",
+        r.verdict.name(),
+        r.clause,
+        r.duration.as_secs_f64()
+    );
 }
 
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("");
-    if line.chars().count() > 140 { format!("{}…", line.chars().take(140).collect::<String>()) } else { line.to_string() }
+    if line.chars().count() > 140 {
+        format!("{}…", line.chars().take(140).collect::<String>())
+    } else {
+        line.to_string()
+    }
 }
 
 fn write_reports(report: &Report, options: &CertifyOptions, candidates: usize) -> std::io::Result<()> {
@@ -324,7 +397,15 @@ fn print_summary(report: &Report) {
     let s = &report.summary;
     println!(
         "{}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
-        report.candidate, s.pass, s.fail, s.error, s.skip, s.observed, s.must_pass, s.must, report.duration.as_secs_f64()
+        report.candidate,
+        s.pass,
+        s.fail,
+        s.error,
+        s.skip,
+        s.observed,
+        s.must_pass,
+        s.must,
+        report.duration.as_secs_f64()
     );
 }
 

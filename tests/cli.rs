@@ -78,18 +78,24 @@ impl Sandbox {
 fn processes_under(cache: &std::path::Path) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-            if exe.starts_with(cache) {
-                found.push((pid, exe.display().to_string()));
-            }
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
+            && exe.starts_with(cache)
+        {
+            found.push((pid, exe.display().to_string()));
         }
     }
     found
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn selftest(name: &str) -> String {
@@ -101,7 +107,11 @@ fn missing_candidate_directory_is_a_usage_error() {
     let sb = Sandbox::new();
     let out = sb.run(&["certify", "fixtures/candidates/does-not-exist"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
-    assert!(text(&out).contains("fixtures/candidates/does-not-exist does not exist"), "{}", text(&out));
+    assert!(
+        text(&out).contains("fixtures/candidates/does-not-exist does not exist"),
+        "{}",
+        text(&out)
+    );
     sb.assert_clean();
 }
 
@@ -135,17 +145,30 @@ fn unknown_profile_points_at_its_line() {
     let out = sb.run(&["certify", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("candidate.toml:2:") && t.contains("unknown profile \"rails\""), "{t}");
+    assert!(
+        t.contains("candidate.toml:2:") && t.contains("unknown profile \"rails\""),
+        "{t}"
+    );
 }
 
 #[test]
 fn candidate_exiting_at_boot_fails_with_its_message_and_a_report() {
     let sb = Sandbox::new();
     let reports = sb.path("reports");
-    let out = sb.run(&["certify", &selftest("exits-at-boot"), "--filter", "GF-PORT-1", "--out", reports.to_str().unwrap()]);
+    let out = sb.run(&[
+        "certify",
+        &selftest("exits-at-boot"),
+        "--filter",
+        "GF-PORT-1",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("did not boot in preflight") && t.contains("exit code 1"), "{t}");
+    assert!(
+        t.contains("did not boot in preflight") && t.contains("exit code 1"),
+        "{t}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("selftest-exits-at-boot.json")).unwrap()).unwrap();
     assert_eq!(report["results"][0]["verdict"], "skip");
@@ -158,11 +181,24 @@ fn candidate_exiting_at_boot_fails_with_its_message_and_a_report() {
 fn candidate_that_never_listens_fails_within_the_boot_ceiling() {
     let sb = Sandbox::new();
     let started = Instant::now();
-    let out = sb.run(&["certify", &selftest("never-listens"), "--filter", "GF-PORT-1", "--out", sb.path("reports").to_str().unwrap()]);
+    let out = sb.run(&[
+        "certify",
+        &selftest("never-listens"),
+        "--filter",
+        "GF-PORT-1",
+        "--out",
+        sb.path("reports").to_str().unwrap(),
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("timed out") && t.contains("last seen"), "the wait says what it last saw: {t}");
-    assert!(started.elapsed() < Duration::from_secs(60), "bounded by CONFORM_BOOT_TIMEOUT");
+    assert!(
+        t.contains("timed out") && t.contains("last seen"),
+        "the wait says what it last saw: {t}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "bounded by CONFORM_BOOT_TIMEOUT"
+    );
     sb.assert_clean();
 }
 
@@ -172,7 +208,14 @@ fn postgres_not_installed_is_a_harness_error_with_the_fix() {
     let reports = sb.path("reports");
     // GF-PORT-4 is a `should` clause that needs Postgres: its `error` alone makes the run
     // "not judged" (exit 2), whatever the level.
-    let mut cmd = sb.command(&["certify", &selftest("serves"), "--filter", "GF-PORT-4", "--out", reports.to_str().unwrap()]);
+    let mut cmd = sb.command(&[
+        "certify",
+        &selftest("serves"),
+        "--filter",
+        "GF-PORT-4",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
     cmd.env("CONFORM_PG_BINDIR", "/nonexistent/postgresql/bin");
     let out = cmd.output().unwrap();
     let t = text(&out);
@@ -181,7 +224,10 @@ fn postgres_not_installed_is_a_harness_error_with_the_fix() {
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["results"][0]["verdict"], "error");
     let message = report["results"][0]["message"].as_str().unwrap();
-    assert!(message.contains("not found") && message.contains("postgresql"), "{message}");
+    assert!(
+        message.contains("not found") && message.contains("postgresql"),
+        "{message}"
+    );
     sb.assert_clean();
 }
 
@@ -189,7 +235,15 @@ fn postgres_not_installed_is_a_harness_error_with_the_fix() {
 fn ctrl_c_mid_scenario_leaves_nothing_behind() {
     let sb = Sandbox::new();
     let mut child = sb
-        .command(&["certify", &selftest("never-listens"), "--no-preflight", "--filter", "GF-PORT-1", "--out", sb.path("reports").to_str().unwrap()])
+        .command(&[
+            "certify",
+            &selftest("never-listens"),
+            "--no-preflight",
+            "--filter",
+            "GF-PORT-1",
+            "--out",
+            sb.path("reports").to_str().unwrap(),
+        ])
         .env("CONFORM_BOOT_TIMEOUT", "60")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -199,10 +253,17 @@ fn ctrl_c_mid_scenario_leaves_nothing_behind() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while sb.processes().is_empty() {
         assert!(Instant::now() < deadline, "the candidate never started");
-        assert!(child.try_wait().unwrap().is_none(), "conform exited before the candidate started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "conform exited before the candidate started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     sb.assert_clean();
@@ -210,7 +271,10 @@ fn ctrl_c_mid_scenario_leaves_nothing_behind() {
 
 #[test]
 fn list_json_has_the_interface_fields() {
-    let out = Command::new(CONFORM).args(["list", "--format", "json"]).output().unwrap();
+    let out = Command::new(CONFORM)
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let clauses: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let clauses = clauses.as_array().unwrap();

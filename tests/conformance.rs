@@ -27,10 +27,7 @@ enum Expected {
     /// Just the verdict (`"pass"`, `"observed"`).
     Verdict(String),
     /// A verdict with its reason (required for `fail`).
-    WithReason {
-        verdict: String,
-        reason: String,
-    },
+    WithReason { verdict: String, reason: String },
 }
 
 impl Expected {
@@ -61,7 +58,11 @@ fn candidate_dirs() -> Vec<PathBuf> {
         .filter(|p| p.join("candidate.toml").is_file())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no candidate under {}: the suite would pass vacuously", dir.display());
+    assert!(
+        !dirs.is_empty(),
+        "no candidate under {}: the suite would pass vacuously",
+        dir.display()
+    );
     dirs
 }
 
@@ -82,7 +83,12 @@ fn compare(result: &ClauseResult, expected: Option<&Expected>) -> Result<(), Fai
         Expected::WithReason { reason, .. } => format!(" (expected because: {reason})"),
         Expected::Verdict(_) => String::new(),
     };
-    Err(format!("expected `{}`{why}, got `{actual}`{}", expected.verdict(), detail(&result.verdict)).into())
+    Err(format!(
+        "expected `{}`{why}, got `{actual}`{}",
+        expected.verdict(),
+        detail(&result.verdict)
+    )
+    .into())
 }
 
 fn detail(v: &Verdict) -> String {
@@ -120,7 +126,11 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n").into()) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
 }
 
 fn main() {
@@ -139,7 +149,9 @@ fn main() {
             Ok(c) => c,
             Err(err) => {
                 let msg = err.to_string();
-                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || Err(msg.into())));
+                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
+                    Err(msg.into())
+                }));
                 continue;
             }
         };
@@ -147,10 +159,19 @@ fn main() {
         let clauses = scenarios::clauses_for(framework);
         known.insert(name.clone(), clauses.iter().map(|c| c.id).collect());
         // Listing (nextest does this first) must not build anything.
-        let target = if args.list { None } else { Some(certify::build(candidate, framework, &cache)) };
+        let target = if args.list {
+            None
+        } else {
+            Some(certify::build(candidate, framework, &cache))
+        };
         for clause in clauses {
             let trial_name = format!("{name}::{}", clause.id);
-            let want = expected.as_ref().ok().and_then(|e| e.get(&name)).and_then(|c| c.get(clause.id)).cloned();
+            let want = expected
+                .as_ref()
+                .ok()
+                .and_then(|e| e.get(&name))
+                .and_then(|c| c.get(clause.id))
+                .cloned();
             let trial = match &target {
                 None => Trial::test(trial_name, || Ok(())),
                 Some(Ok(target)) => {
@@ -171,10 +192,10 @@ fn main() {
             };
             trials.push(trial.with_kind(framework.name()));
         }
-        if let Some(Err(PrepareError::Build(err))) = &target {
-            if err.is_module_not_served() {
-                unavailable.push(err.to_string());
-            }
+        if let Some(Err(PrepareError::Build(err))) = &target
+            && err.is_module_not_served()
+        {
+            unavailable.push(err.to_string());
         }
     }
     trials.push(Trial::test("expected.toml::tidy", move || {
@@ -183,7 +204,10 @@ fn main() {
     }));
 
     for why in &unavailable {
-        eprintln!("\nconform: trials of this candidate are IGNORED, not passed:\n  {}\n", why.replace('\n', "\n  "));
+        eprintln!(
+            "\nconform: trials of this candidate are IGNORED, not passed:\n  {}\n",
+            why.replace('\n', "\n  ")
+        );
     }
     let conclusion = libtest_mimic::run(&args, trials);
     if let Ok(services) = Arc::try_unwrap(services) {
@@ -191,4 +215,3 @@ fn main() {
     }
     conclusion.exit();
 }
-

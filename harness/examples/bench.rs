@@ -24,7 +24,11 @@ fn stats(label: &str, samples: &mut [Duration]) {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -76,6 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(p);
     }
     stats("fault proxy start", &mut proxy);
-    println!("{:<34} {} MiB", "harness peak RSS (this process)", peak_rss_kib() / 1024);
+    println!(
+        "{:<34} {} MiB",
+        "harness peak RSS (this process)",
+        peak_rss_kib() / 1024
+    );
     Ok(())
 }

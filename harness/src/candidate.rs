@@ -171,11 +171,21 @@ impl Candidate {
         if !manifest_path.is_file() {
             return Err(CandidateError::MissingManifest(dir.into()));
         }
-        let manifest_text = std::fs::read_to_string(&manifest_path)
-            .map_err(|source| ManifestError::Read { path: manifest_path.clone(), source })?;
+        let manifest_text = std::fs::read_to_string(&manifest_path).map_err(|source| ManifestError::Read {
+            path: manifest_path.clone(),
+            source,
+        })?;
         let manifest = Manifest::parse(&manifest_path, &manifest_text)?;
-        let dir = dir.canonicalize().map_err(|source| ManifestError::Read { path: dir.into(), source })?;
-        Ok(Candidate { dir, manifest, manifest_path, manifest_text })
+        let dir = dir.canonicalize().map_err(|source| ManifestError::Read {
+            path: dir.into(),
+            source,
+        })?;
+        Ok(Candidate {
+            dir,
+            manifest,
+            manifest_path,
+            manifest_text,
+        })
     }
 
     /// The candidate's name.
@@ -186,13 +196,23 @@ impl Candidate {
     /// Produce the executable for `variant`, building it unless the cache already has it.
     pub fn build(&self, variant: &Variant, cache: &BuildCache) -> Result<Build, BuildError> {
         let name = self.name().to_string();
-        let io = |detail: String| BuildError::Io { candidate: name.clone(), detail };
+        let io = |detail: String| BuildError::Io {
+            candidate: name.clone(),
+            detail,
+        };
         if let Some(binary) = &self.manifest.binary {
             return self.prebuilt(binary);
         }
-        let spec = self.manifest.build.clone().expect("manifest validation guarantees build or binary");
+        let spec = self
+            .manifest
+            .build
+            .clone()
+            .expect("manifest validation guarantees build or binary");
         let started = Instant::now();
-        let go_version = go_version().map_err(|detail| BuildError::GoMissing { candidate: name.clone(), detail })?;
+        let go_version = go_version().map_err(|detail| BuildError::GoMissing {
+            candidate: name.clone(),
+            detail,
+        })?;
 
         let mut ldflags = spec.ldflags.clone();
         for (k, v) in &variant.link_x {
@@ -202,12 +222,21 @@ impl Candidate {
         tags.extend(variant.tags.iter().cloned());
         let settings = format!("{go_version}\n{}\n{ldflags}\n{}\n", spec.package, tags.join(","));
         let hash = source_hash(&self.dir, &settings).map_err(|e| io(format!("hashing {}: {e}", self.dir.display())))?;
-        let label = if variant.label.is_empty() { String::new() } else { format!("-{}", variant.label) };
+        let label = if variant.label.is_empty() {
+            String::new()
+        } else {
+            format!("-{}", variant.label)
+        };
         let stem = format!("{name}{label}-{}", &hash[..16]);
         let bin_dir = self.cache_dir(cache, "bin");
         let binary = bin_dir.join(&stem);
         if binary.is_file() {
-            return Ok(Build { binary, source_hash: hash, cached: true, took: started.elapsed() });
+            return Ok(Build {
+                binary,
+                source_hash: hash,
+                cached: true,
+                took: started.elapsed(),
+            });
         }
 
         let src = self.cache_dir(cache, "src").join(&stem);
@@ -224,16 +253,34 @@ impl Candidate {
             cmd.args(["-tags", &tags.join(",")]);
         }
         cmd.arg("-o").arg(&partial).arg(&spec.package);
-        let shown = format!("CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{}' -tags '{}' -o <bin> {}", ldflags.trim(), tags.join(","), spec.package);
-        let out = cmd.output().map_err(|e| BuildError::GoMissing { candidate: name.clone(), detail: e.to_string() })?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let shown = format!(
+            "CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{}' -tags '{}' -o <bin> {}",
+            ldflags.trim(),
+            tags.join(","),
+            spec.package
+        );
+        let out = cmd.output().map_err(|e| BuildError::GoMissing {
+            candidate: name.clone(),
+            detail: e.to_string(),
+        })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let _ = std::fs::write(bin_dir.join(format!("{stem}.log")), &text);
         let _ = std::fs::remove_dir_all(&src);
         if !out.status.success() {
             return Err(self.classify_failure(shown, &text));
         }
-        std::fs::rename(&partial, &binary).map_err(|e| io(format!("moving the binary into {}: {e}", binary.display())))?;
-        Ok(Build { binary, source_hash: hash, cached: false, took: started.elapsed() })
+        std::fs::rename(&partial, &binary)
+            .map_err(|e| io(format!("moving the binary into {}: {e}", binary.display())))?;
+        Ok(Build {
+            binary,
+            source_hash: hash,
+            cached: false,
+            took: started.elapsed(),
+        })
     }
 
     fn cache_dir(&self, cache: &BuildCache, kind: &str) -> PathBuf {
@@ -255,12 +302,24 @@ impl Candidate {
         if meta.permissions().mode() & 0o111 == 0 {
             return Err(bad("is not executable"));
         }
-        Ok(Build { binary: path, source_hash: String::new(), cached: true, took: Duration::ZERO })
+        Ok(Build {
+            binary: path,
+            source_hash: String::new(),
+            cached: true,
+            took: Duration::ZERO,
+        })
     }
 
     fn classify_failure(&self, command: String, output: &str) -> BuildError {
         let module = &self.manifest.framework_module;
-        let refusal = ["403 Forbidden", "404 Not Found", "410 Gone", "not permitted", "not available", "no such host"];
+        let refusal = [
+            "403 Forbidden",
+            "404 Not Found",
+            "410 Gone",
+            "not permitted",
+            "not available",
+            "no such host",
+        ];
         let line = output
             .lines()
             .find(|l| l.contains(module.as_str()) && refusal.iter().any(|r| l.contains(r)));
@@ -283,7 +342,10 @@ impl Candidate {
 
 /// `go version` output, e.g. `go version go1.26.8 linux/amd64`.
 fn go_version() -> Result<String, String> {
-    let out = process::go_command(Path::new(".")).arg("version").output().map_err(|e| e.to_string())?;
+    let out = process::go_command(Path::new("."))
+        .arg("version")
+        .output()
+        .map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
@@ -351,7 +413,9 @@ mod tests {
 
     #[test]
     fn missing_directory_and_manifest_are_named() {
-        let err = Candidate::load("/nonexistent/conform-candidate").unwrap_err().to_string();
+        let err = Candidate::load("/nonexistent/conform-candidate")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/conform-candidate does not exist"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let err = Candidate::load(dir.path()).unwrap_err().to_string();

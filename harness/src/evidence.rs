@@ -50,7 +50,10 @@ pub struct Evidence {
 impl Evidence {
     /// Record an observation (redacted).
     pub fn note(&mut self, key: impl Into<String>, value: impl std::fmt::Display) {
-        self.notes.push(Note { key: key.into(), value: redact::text(&value.to_string()) });
+        self.notes.push(Note {
+            key: key.into(),
+            value: redact::text(&value.to_string()),
+        });
     }
 
     /// True when nothing at all was recorded.

@@ -27,6 +27,10 @@ pub struct Manifest {
     pub build: Option<BuildSpec>,
     /// A prebuilt binary, relative to the candidate directory.
     pub binary: Option<PathBuf>,
+    /// Files and directories (relative to the candidate directory) that a deployment ships beside
+    /// the binary; they are copied into every working directory (GoFr's `configs/`).
+    #[serde(default)]
+    pub ship: Vec<PathBuf>,
     /// App knobs the scenarios need.
     #[serde(default)]
     pub knobs: Knobs,
@@ -111,7 +115,10 @@ pub enum ManifestError {
 impl Manifest {
     /// Read and validate the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.into(),
+            source,
+        })?;
         Manifest::parse(path, &text)
     }
 
@@ -124,9 +131,19 @@ impl Manifest {
         match (&manifest.build, &manifest.binary) {
             (Some(_), Some(_)) => {
                 let offset = text.find("binary").unwrap_or(0);
-                Err(invalid(path, text, offset, "give either [build] or `binary`, not both".into()))
+                Err(invalid(
+                    path,
+                    text,
+                    offset,
+                    "give either [build] or `binary`, not both".into(),
+                ))
             }
-            (None, None) => Err(invalid(path, text, 0, "missing [build] (build from source) or `binary` (prebuilt)".into())),
+            (None, None) => Err(invalid(
+                path,
+                text,
+                0,
+                "missing [build] (build from source) or `binary` (prebuilt)".into(),
+            )),
             _ => Ok(manifest),
         }
     }
@@ -141,7 +158,12 @@ fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ManifestE
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map(|nl| offset - nl).unwrap_or(offset + 1);
-    ManifestError::Invalid { path: path.into(), line, column, message }
+    ManifestError::Invalid {
+        path: path.into(),
+        line,
+        column,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +194,9 @@ slow_endpoint = "/slow?ms={ms}"
     #[test]
     fn unknown_key_names_file_and_line() {
         let text = GOOD.replace("slow_endpoint", "slow_endpont");
-        let err = Manifest::parse(Path::new("fixtures/x/candidate.toml"), &text).unwrap_err().to_string();
+        let err = Manifest::parse(Path::new("fixtures/x/candidate.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("fixtures/x/candidate.toml:11:"), "{err}");
         assert!(err.contains("slow_endpont"), "{err}");
     }

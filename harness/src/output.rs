@@ -116,7 +116,11 @@ impl Output {
                     let _ = f.write_all(&buf).await;
                 }
                 let text = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
-                let line = Line { stream, text, at: started.elapsed() };
+                let line = Line {
+                    stream,
+                    text,
+                    at: started.elapsed(),
+                };
                 inner.lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
             if let Some(mut f) = file {
@@ -132,12 +136,22 @@ impl Output {
 
     /// The first line so far that satisfies `pred`.
     pub fn find(&self, pred: impl Fn(&Line) -> bool) -> Option<Line> {
-        self.inner.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|l| pred(l)).cloned()
+        self.inner
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|l| pred(l))
+            .cloned()
     }
 
     /// The text of one stream so far, ANSI escapes removed.
     pub fn text(&self, stream: Stream) -> String {
-        self.lines().iter().filter(|l| l.stream == stream).map(|l| l.plain() + "\n").collect()
+        self.lines()
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.plain() + "\n")
+            .collect()
     }
 
     /// The last `n` lines of both streams, each prefixed by its stream, ANSI removed.
@@ -146,7 +160,13 @@ impl Output {
         let skip = lines.len().saturating_sub(n);
         lines[skip..]
             .iter()
-            .map(|l| format!("{}: {}", if l.stream == Stream::Stdout { "out" } else { "err" }, l.plain()))
+            .map(|l| {
+                format!(
+                    "{}: {}",
+                    if l.stream == Stream::Stdout { "out" } else { "err" },
+                    l.plain()
+                )
+            })
             .collect()
     }
 
@@ -159,7 +179,11 @@ impl Output {
     ) -> Result<Line, PollError> {
         poll::wait_for(format!("a line {what}"), ceiling, timeouts::POLL_INTERVAL, || {
             let found = self.find(&pred);
-            let last = self.lines().last().map(|l| l.plain()).unwrap_or_else(|| "(no output yet)".into());
+            let last = self
+                .lines()
+                .last()
+                .map(|l| l.plain())
+                .unwrap_or_else(|| "(no output yet)".into());
             async move {
                 match found {
                     Some(line) => Poll::Ready(line),

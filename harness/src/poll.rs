@@ -80,13 +80,22 @@ where
         let last_seen = match check().await {
             Poll::Ready(value) => return Ok(value),
             Poll::Abort(reason) => {
-                return Err(PollError::Aborted { what, waited: start.elapsed(), reason });
+                return Err(PollError::Aborted {
+                    what,
+                    waited: start.elapsed(),
+                    reason,
+                });
             }
             Poll::NotYet(seen) => seen,
         };
         let now = Instant::now();
         if now >= deadline {
-            return Err(PollError::TimedOut { what, ceiling, waited: start.elapsed(), last_seen });
+            return Err(PollError::TimedOut {
+                what,
+                ceiling,
+                waited: start.elapsed(),
+                last_seen,
+            });
         }
         // This is the paced re-check of a polled condition, never a wait in its own right.
         tokio::time::sleep_until((now + interval).min(deadline).into()).await;
@@ -101,10 +110,19 @@ mod tests {
     #[tokio::test]
     async fn returns_once_ready() {
         let n = AtomicU32::new(0);
-        let got = wait_for("third look", Duration::from_secs(5), Duration::from_millis(1), || async {
-            let seen = n.fetch_add(1, Ordering::SeqCst);
-            if seen == 2 { Poll::Ready(seen) } else { Poll::NotYet(format!("look {seen}")) }
-        })
+        let got = wait_for(
+            "third look",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || async {
+                let seen = n.fetch_add(1, Ordering::SeqCst);
+                if seen == 2 {
+                    Poll::Ready(seen)
+                } else {
+                    Poll::NotYet(format!("look {seen}"))
+                }
+            },
+        )
         .await
         .unwrap();
         assert_eq!(got, 2);

@@ -191,7 +191,11 @@ impl Http {
                             body.truncate(cut);
                             body.push_str("…(truncated)");
                         }
-                        Outcome::Response { status, headers, body: redact::text(&body) }
+                        Outcome::Response {
+                            status,
+                            headers,
+                            body: redact::text(&body),
+                        }
                     }
                     Err(err) if err.is_timeout() => Outcome::TimedOut,
                     Err(err) => Outcome::Broken { error: describe(&err) },
@@ -251,12 +255,14 @@ pub async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<Connect,
     if !addr.ip().is_loopback() {
         return Err(ProbeError::NotLoopback(addr));
     }
-    Ok(match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Connect::Accepted,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Connect::Refused,
-        Ok(Err(_)) => Connect::Failed,
-        Err(_) => Connect::TimedOut,
-    })
+    Ok(
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => Connect::Accepted,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Connect::Refused,
+            Ok(Err(_)) => Connect::Failed,
+            Err(_) => Connect::TimedOut,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -268,7 +274,9 @@ mod tests {
         let http = Http::new().unwrap();
         let err = http.get("192.0.2.1:80".parse().unwrap(), "/").await.unwrap_err();
         assert!(matches!(err, ProbeError::NotLoopback(_)));
-        let err = tcp_connect("198.51.100.7:80".parse().unwrap(), Duration::from_millis(10)).await.unwrap_err();
+        let err = tcp_connect("198.51.100.7:80".parse().unwrap(), Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("loopback"));
     }
 
@@ -278,6 +286,9 @@ mod tests {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let ex = Http::new().unwrap().get(addr, "/x").await.unwrap();
         assert_eq!(ex.outcome, Outcome::Refused, "{}", ex.summary());
-        assert_eq!(tcp_connect(addr, Duration::from_secs(1)).await.unwrap(), Connect::Refused);
+        assert_eq!(
+            tcp_connect(addr, Duration::from_secs(1)).await.unwrap(),
+            Connect::Refused
+        );
     }
 }

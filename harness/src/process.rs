@@ -41,7 +41,12 @@ pub struct LaunchRecord {
 impl Launch {
     /// A launch of `program` in `cwd` with an empty environment.
     pub fn new(program: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> Launch {
-        Launch { program: program.into(), args: Vec::new(), env: BTreeMap::new(), cwd: cwd.into() }
+        Launch {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: cwd.into(),
+        }
     }
 
     /// Set one environment variable.
@@ -54,7 +59,11 @@ impl Launch {
     pub fn record(&self) -> LaunchRecord {
         let mut command = vec![self.program.display().to_string()];
         command.extend(self.args.iter().map(|a| redact::text(a)));
-        LaunchRecord { command, env: redact::env(&self.env), cwd: self.cwd.display().to_string() }
+        LaunchRecord {
+            command,
+            env: redact::env(&self.env),
+            cwd: self.cwd.display().to_string(),
+        }
     }
 
     /// The configured command: cleared and explicit environment, own process group, no stdin,

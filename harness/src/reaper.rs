@@ -78,7 +78,11 @@ pub fn reap_all() -> usize {
             Resource::Dir(_) => None,
         })
         .collect();
-    let polite: Vec<i32> = groups.iter().filter(|(_, s)| *s != Signal::SIGKILL).map(|(g, _)| *g).collect();
+    let polite: Vec<i32> = groups
+        .iter()
+        .filter(|(_, s)| *s != Signal::SIGKILL)
+        .map(|(g, _)| *g)
+        .collect();
     for (pgid, signal) in &groups {
         if *signal != Signal::SIGKILL {
             let _ = killpg(Pid::from_raw(*pgid), *signal);

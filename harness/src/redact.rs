@@ -15,7 +15,16 @@ pub const REDACTED: &str = "<redacted>";
 static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Name fragments that mark an environment variable as secret.
-const SECRET_NAME_PARTS: &[&str] = &["SECRET", "PASSWORD", "PASSWD", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "AUTH_KEY"];
+const SECRET_NAME_PARTS: &[&str] = &[
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "AUTH_KEY",
+];
 
 /// Remember `secret` so that it is redacted wherever it appears. Short strings are ignored: they
 /// would redact innocent text and are not real secrets.
@@ -76,7 +85,11 @@ pub fn text(text: &str) -> String {
 pub fn env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     env.iter()
         .map(|(k, v)| {
-            let v = if is_secret_name(k) && !v.is_empty() { REDACTED.to_string() } else { text(v) };
+            let v = if is_secret_name(k) && !v.is_empty() {
+                REDACTED.to_string()
+            } else {
+                text(v)
+            };
             (k.clone(), v)
         })
         .collect()
@@ -91,14 +104,20 @@ mod tests {
         register_secret("s3cr3t-passw0rd-xyz");
         let mut e = BTreeMap::new();
         e.insert("JWT_SECRET".to_string(), "abc".to_string());
-        e.insert("DATABASE_URL".to_string(), "postgres://conform:s3cr3t-passw0rd-xyz@127.0.0.1:5432/x".to_string());
+        e.insert(
+            "DATABASE_URL".to_string(),
+            "postgres://conform:s3cr3t-passw0rd-xyz@127.0.0.1:5432/x".to_string(),
+        );
         e.insert("PORT".to_string(), "8080".to_string());
         e.insert("DB_PASSWORD".to_string(), String::new());
         let r = env(&e);
         assert_eq!(r["JWT_SECRET"], REDACTED);
         assert_eq!(r["DATABASE_URL"], "postgres://conform:<redacted>@127.0.0.1:5432/x");
         assert_eq!(r["PORT"], "8080");
-        assert_eq!(r["DB_PASSWORD"], "", "an empty secret is shown as empty: that is itself evidence");
+        assert_eq!(
+            r["DB_PASSWORD"], "",
+            "an empty secret is shown as empty: that is itself evidence"
+        );
         assert_eq!(text("dsn password=s3cr3t-passw0rd-xyz"), "dsn password=<redacted>");
     }
 }

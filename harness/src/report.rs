@@ -47,7 +47,10 @@ pub struct Summary {
 impl Summary {
     /// Count `results`.
     pub fn of(results: &[ClauseResult]) -> Summary {
-        let mut s = Summary { total: results.len(), ..Summary::default() };
+        let mut s = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
         for r in results {
             match r.verdict {
                 Verdict::Pass => s.pass += 1,
@@ -158,7 +161,11 @@ pub fn markdown(report: &Report) -> String {
         report.provider,
         report.started_at,
         report.duration.as_secs_f64(),
-        if report.source_hash.is_empty() { "prebuilt" } else { &report.source_hash[..report.source_hash.len().min(16)] },
+        if report.source_hash.is_empty() {
+            "prebuilt"
+        } else {
+            &report.source_hash[..report.source_hash.len().min(16)]
+        },
         report.command
     ));
     out.push_str("| clause | level | verdict | time | promise | doc |\n|---|---|---|---|---|---|\n");
@@ -173,11 +180,21 @@ pub fn markdown(report: &Report) -> String {
             cell(&r.doc)
         ));
     }
-    let failing: Vec<&ClauseResult> = report.results.iter().filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Error { .. })).collect();
+    let failing: Vec<&ClauseResult> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Error { .. }))
+        .collect();
     if !failing.is_empty() {
         out.push_str("\n## Failures and errors\n");
         for r in failing {
-            out.push_str(&format!("\n### {} ({}, {})\n\n{}\n\n", r.clause, r.level.name(), r.verdict.name(), r.promise));
+            out.push_str(&format!(
+                "\n### {} ({}, {})\n\n{}\n\n",
+                r.clause,
+                r.level.name(),
+                r.verdict.name(),
+                r.promise
+            ));
             match &r.verdict {
                 Verdict::Fail(v) => out.push_str(&format!("- expected: {}\n- actual: {}\n", v.expected, v.actual)),
                 Verdict::Error { message } => out.push_str(&format!("- harness error: {message}\n")),
@@ -186,7 +203,11 @@ pub fn markdown(report: &Report) -> String {
             out.push_str(&evidence_markdown(&r.evidence));
         }
     }
-    let observed: Vec<&ClauseResult> = report.results.iter().filter(|r| r.verdict == Verdict::Observed).collect();
+    let observed: Vec<&ClauseResult> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Observed)
+        .collect();
     if !observed.is_empty() {
         out.push_str("\n## Observed behaviour (info clauses, not graded)\n");
         for r in observed {
@@ -220,7 +241,16 @@ fn evidence_markdown(e: &Evidence) -> String {
             l.launch.command.join(" "),
             l.launch.cwd,
             match &l.exit {
-                Some(x) => format!("{} after {} ms{}", x.status, x.after.as_millis(), if x.killed_after_grace { " (killed after grace)" } else { "" }),
+                Some(x) => format!(
+                    "{} after {} ms{}",
+                    x.status,
+                    x.after.as_millis(),
+                    if x.killed_after_grace {
+                        " (killed after grace)"
+                    } else {
+                        ""
+                    }
+                ),
                 None => "stopped by the harness".into(),
             },
             env.join(" ")
@@ -236,7 +266,10 @@ fn evidence_markdown(e: &Evidence) -> String {
 
 /// Write `contents` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::fs::write(tmp.path(), contents)?;
@@ -258,7 +291,12 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -282,10 +320,30 @@ mod tests {
     #[test]
     fn exit_codes_separate_fail_from_not_judged() {
         let pass = result("A", Level::Must, Verdict::Pass);
-        let fail = result("B", Level::Must, Verdict::Fail(Violation { expected: "x".into(), actual: "y".into() }));
-        let err = result("C", Level::Must, Verdict::Error { message: "postgres".into() });
+        let fail = result(
+            "B",
+            Level::Must,
+            Verdict::Fail(Violation {
+                expected: "x".into(),
+                actual: "y".into(),
+            }),
+        );
+        let err = result(
+            "C",
+            Level::Must,
+            Verdict::Error {
+                message: "postgres".into(),
+            },
+        );
         let info_err = result("D", Level::Info, Verdict::Error { message: "x".into() });
-        let should_fail = result("E", Level::Should, Verdict::Fail(Violation { expected: "x".into(), actual: "y".into() }));
+        let should_fail = result(
+            "E",
+            Level::Should,
+            Verdict::Fail(Violation {
+                expected: "x".into(),
+                actual: "y".into(),
+            }),
+        );
         assert_eq!(exit_code(&[pass.clone(), should_fail]), EXIT_CERTIFIED);
         assert_eq!(exit_code(&[pass.clone(), info_err]), EXIT_NOT_JUDGED);
         assert_eq!(exit_code(&[pass.clone(), err.clone()]), EXIT_NOT_JUDGED);
@@ -295,7 +353,10 @@ mod tests {
     #[test]
     fn rfc3339_formats_utc() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_406_706)), "2026-11-23T04:05:06Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_406_706)),
+            "2026-11-23T04:05:06Z"
+        );
     }
 
     #[test]
@@ -311,7 +372,14 @@ mod tests {
             started_at: "2026-11-23T04:05:06Z".into(),
             duration: Duration::from_secs(3),
             command: "conform certify fixtures/candidates/gofr".into(),
-            results: vec![result("GR-HLTH-3", Level::Must, Verdict::Fail(Violation { expected: "503".into(), actual: "200 DEGRADED".into() }))],
+            results: vec![result(
+                "GR-HLTH-3",
+                Level::Must,
+                Verdict::Fail(Violation {
+                    expected: "503".into(),
+                    actual: "200 DEGRADED".into(),
+                }),
+            )],
             summary: Summary::default(),
         };
         let md = markdown(&report);

@@ -124,17 +124,26 @@ impl Running {
     /// Start `launch` in `workdir`, capturing its output into `workdir`'s log directory.
     pub fn spawn(launch: &Launch, workdir: Workdir) -> Result<Running, ProcessError> {
         let started = Instant::now();
-        let mut child = launch
-            .command()
-            .spawn()
-            .map_err(|source| ProcessError::Spawn { program: launch.program.display().to_string(), source })?;
+        let mut child = launch.command().spawn().map_err(|source| ProcessError::Spawn {
+            program: launch.program.display().to_string(),
+            source,
+        })?;
         let pid = child.id().unwrap_or_default();
         // The child is the leader of its own group: its pgid is its pid.
         let ticket = reaper::register_group(pid as i32, Signal::SIGKILL);
         let stdout = child.stdout.take().expect("stdout is piped by Launch::command");
         let stderr = child.stderr.take().expect("stderr is piped by Launch::command");
         let output = Output::capture(stdout, stderr, workdir.logs(), started);
-        Ok(Running { child, pid, started, output, record: launch.record(), exit: None, workdir, _reaper: ticket })
+        Ok(Running {
+            child,
+            pid,
+            started,
+            output,
+            record: launch.record(),
+            exit: None,
+            workdir,
+            _reaper: ticket,
+        })
     }
 
     /// The process id (also the process group id).
@@ -165,10 +174,16 @@ impl Running {
     /// The exit, if the process has ended (does not block).
     pub fn try_exit(&mut self) -> Result<Option<Exit>, ProcessError> {
         if self.exit.is_none() {
-            let status = self.child.try_wait().map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
+            let status = self
+                .child
+                .try_wait()
+                .map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
             if let Some(status) = status {
-                self.exit =
-                    Some(Exit { status: status.into(), after: self.started.elapsed(), killed_after_grace: false });
+                self.exit = Some(Exit {
+                    status: status.into(),
+                    after: self.started.elapsed(),
+                    killed_after_grace: false,
+                });
             }
         }
         Ok(self.exit)
@@ -191,7 +206,11 @@ impl Running {
         poll::wait_for(what, ceiling, timeouts::POLL_INTERVAL, || {
             let exited = match child.try_wait() {
                 Ok(Some(status)) => {
-                    let e = Exit { status: status.into(), after: started.elapsed(), killed_after_grace: false };
+                    let e = Exit {
+                        status: status.into(),
+                        after: started.elapsed(),
+                        killed_after_grace: false,
+                    };
                     *exit = Some(e);
                     Some(format!("pid {pid} exited ({}) after {:?}", e.status, e.after))
                 }
@@ -249,7 +268,11 @@ impl Running {
         let since = Instant::now();
         match tokio::time::timeout(ceiling, self.child.wait()).await {
             Ok(Ok(status)) => {
-                let exit = Exit { status: status.into(), after: since.elapsed(), killed_after_grace: false };
+                let exit = Exit {
+                    status: status.into(),
+                    after: since.elapsed(),
+                    killed_after_grace: false,
+                };
                 self.exit = Some(exit);
                 Ok(Some(exit))
             }
@@ -269,7 +292,11 @@ impl Running {
         self.signal(signal)?;
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(Ok(status)) => {
-                let exit = Exit { status: status.into(), after: sent.elapsed(), killed_after_grace: false };
+                let exit = Exit {
+                    status: status.into(),
+                    after: sent.elapsed(),
+                    killed_after_grace: false,
+                };
                 self.exit = Some(exit);
                 Ok(exit)
             }
@@ -278,9 +305,16 @@ impl Running {
                 let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
                 let status = tokio::time::timeout(timeouts::AFTER_KILL, self.child.wait())
                     .await
-                    .map_err(|_| ProcessError::Unkillable { pid: self.pid, ceiling: timeouts::AFTER_KILL })?
+                    .map_err(|_| ProcessError::Unkillable {
+                        pid: self.pid,
+                        ceiling: timeouts::AFTER_KILL,
+                    })?
                     .map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
-                let exit = Exit { status: status.into(), after: sent.elapsed(), killed_after_grace: true };
+                let exit = Exit {
+                    status: status.into(),
+                    after: sent.elapsed(),
+                    killed_after_grace: true,
+                };
                 self.exit = Some(exit);
                 Ok(exit)
             }

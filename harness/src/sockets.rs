@@ -85,12 +85,14 @@ pub fn listening(pid: u32) -> std::io::Result<Vec<ListenSocket>> {
 fn socket_inodes(pid: u32) -> std::io::Result<BTreeSet<u64>> {
     let mut inodes = BTreeSet::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let Ok(target) = std::fs::read_link(entry?.path()) else { continue };
+        let Ok(target) = std::fs::read_link(entry?.path()) else {
+            continue;
+        };
         let target = target.to_string_lossy();
-        if let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-            if let Ok(inode) = inode.parse() {
-                inodes.insert(inode);
-            }
+        if let Some(inode) = target.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']'))
+            && let Ok(inode) = inode.parse()
+        {
+            inodes.insert(inode);
         }
     }
     Ok(inodes)
@@ -157,7 +159,12 @@ mod tests {
 
     #[test]
     fn reach_classifies_addresses() {
-        let reach = |s: &str| ListenSocket { addr: s.parse().unwrap() }.reach();
+        let reach = |s: &str| {
+            ListenSocket {
+                addr: s.parse().unwrap(),
+            }
+            .reach()
+        };
         assert_eq!(reach("[::]:1"), Reach::AllInterfaces);
         assert_eq!(reach("0.0.0.0:1"), Reach::AllInterfaces);
         assert_eq!(reach("127.0.0.1:1"), Reach::LoopbackOnly);
@@ -171,6 +178,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mine = listening(std::process::id()).unwrap();
-        assert!(mine.iter().any(|s| s.port() == port && s.reach() == Reach::LoopbackOnly), "{mine:?}");
+        assert!(
+            mine.iter()
+                .any(|s| s.port() == port && s.reach() == Reach::LoopbackOnly),
+            "{mine:?}"
+        );
     }
 }

@@ -57,7 +57,10 @@ pub enum Failure {
 impl Failure {
     /// A violation: `expected` versus `actual`.
     pub fn violation(expected: impl Into<String>, actual: impl Into<String>) -> Failure {
-        Failure::Violation(Violation { expected: expected.into(), actual: actual.into() })
+        Failure::Violation(Violation {
+            expected: expected.into(),
+            actual: actual.into(),
+        })
     }
 
     /// A harness error with a message naming what failed.
@@ -171,7 +174,14 @@ mod tests {
 
     #[test]
     fn serializes_flat() {
-        let v = serde_json::to_value(Verdict::Fail(Violation { expected: "a".into(), actual: "b".into() })).unwrap();
-        assert_eq!(v, serde_json::json!({"verdict": "fail", "expected": "a", "actual": "b"}));
+        let v = serde_json::to_value(Verdict::Fail(Violation {
+            expected: "a".into(),
+            actual: "b".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"verdict": "fail", "expected": "a", "actual": "b"})
+        );
     }
 }

@@ -15,12 +15,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_millis(500);
 
 async fn connect_via(db: &Database, proxy: &FaultProxy) -> Result<PgConnection, sqlx::Error> {
     let addr = proxy.addr();
-    PgConnection::connect_with(
-        &db.connect_options()
-            .host(&addr.ip().to_string())
-            .port(addr.port()),
-    )
-    .await
+    PgConnection::connect_with(&db.connect_options().host(&addr.ip().to_string()).port(addr.port())).await
 }
 
 async fn select_1(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
@@ -35,9 +30,7 @@ async fn forwards_queries_to_postgres() {
     assert_ne!(proxy.addr(), server.addr());
     assert!(proxy.addr().ip().is_loopback());
 
-    let mut conn = PgConnection::connect(&db.url_via(proxy.addr()))
-        .await
-        .unwrap();
+    let mut conn = PgConnection::connect(&db.url_via(proxy.addr())).await.unwrap();
     assert_eq!(select_1(&mut conn).await.unwrap(), 1);
     let state = proxy.state();
     assert_eq!(state.mode, ProxyMode::Forwarding);
@@ -109,10 +102,7 @@ async fn blackhole_makes_clients_time_out_and_restore_heals() {
 
     // A query on a live connection goes unanswered; cancel it and the connection with it.
     let query = tokio::time::timeout(CLIENT_TIMEOUT, select_1(&mut existing)).await;
-    assert!(
-        query.is_err(),
-        "a query through a blackhole did not time out"
-    );
+    assert!(query.is_err(), "a query through a blackhole did not time out");
     drop(existing);
 
     let state = proxy.state();
@@ -147,10 +137,9 @@ async fn dropping_the_proxy_closes_its_connections() {
         .expect("a query through a dropped proxy hung")
         .unwrap_err();
     eprintln!("proxy: connection after the proxy was dropped: {err}");
-    let refused =
-        tokio::time::timeout(timeouts::HTTP_REQUEST, tokio::net::TcpStream::connect(addr))
-            .await
-            .expect("connect to a dropped proxy hung");
+    let refused = tokio::time::timeout(timeouts::HTTP_REQUEST, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect to a dropped proxy hung");
     assert!(
         refused.is_err(),
         "the dropped proxy still accepts connections on {addr}"

@@ -10,9 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use harness::poll::{self, Poll};
-use harness::service::otlp::{
-    AttrValue, OtlpReceiver, ReceivedSpan, SpanKind, SpanStatus, Transport,
-};
+use harness::service::otlp::{AttrValue, OtlpReceiver, ReceivedSpan, SpanKind, SpanStatus, Transport};
 use harness::timeouts;
 use tokio::sync::OnceCell;
 
@@ -122,10 +120,7 @@ fn assert_go_span(span: &ReceivedSpan, transport: Transport, service: &str) {
     );
     assert_eq!(span.status, SpanStatus::Error);
     assert_eq!(span.status_message, "selftest error");
-    assert_eq!(
-        span.attr("selftest.str"),
-        Some(&AttrValue::Str("hello".into()))
-    );
+    assert_eq!(span.attr("selftest.str"), Some(&AttrValue::Str("hello".into())));
     assert_eq!(span.attr("selftest.int"), Some(&AttrValue::Int(42)));
     assert_eq!(span.attr("selftest.bool"), Some(&AttrValue::Bool(true)));
     assert_eq!(span.attr("selftest.float"), Some(&AttrValue::Double(1.5)));
@@ -159,10 +154,7 @@ async fn go_exporter_round_trip(protocol: &str, transport: Transport) {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_string()),
         ("OTEL_SERVICE_NAME", format!("selftest-{protocol}")),
-        (
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "x-conform-test=yes".to_string(),
-        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-conform-test=yes".to_string()),
     ];
 
     let sent = Instant::now();
@@ -175,10 +167,7 @@ async fn go_exporter_round_trip(protocol: &str, transport: Transport) {
         sent.elapsed()
     );
     assert_go_span(&continued, transport, &format!("selftest-{protocol}"));
-    assert_eq!(
-        continued.trace_id, TRACE_ID,
-        "the trace in TRACEPARENT is continued"
-    );
+    assert_eq!(continued.trace_id, TRACE_ID, "the trace in TRACEPARENT is continued");
     assert_eq!(continued.parent_span_id.as_deref(), Some(PARENT_ID));
     assert_ne!(continued.span_id, PARENT_ID);
 
@@ -263,16 +252,8 @@ fn otlp_json(name: &str, span_id: &str) -> String {
     .to_string()
 }
 
-async fn post(
-    url: &str,
-    content_type: &str,
-    encoding: Option<&str>,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    let mut req = client()
-        .post(url)
-        .header("content-type", content_type)
-        .body(body);
+async fn post(url: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    let mut req = client().post(url).header("content-type", content_type).body(body);
     if let Some(e) = encoding {
         req = req.header("content-encoding", e);
     }
@@ -290,10 +271,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn otlp_json_body_posted_per_spec_arrives() {
     let rx = OtlpReceiver::start().await.expect("starting the receiver");
     let url = rx.http_traces_url();
-    assert_eq!(
-        url,
-        format!("http://127.0.0.1:{}/v1/traces", rx.http_addr().port())
-    );
+    assert_eq!(url, format!("http://127.0.0.1:{}/v1/traces", rx.http_addr().port()));
 
     let sent = Instant::now();
     let resp = post(
@@ -306,16 +284,9 @@ async fn otlp_json_body_posted_per_spec_arrives() {
     assert_eq!(resp.status(), 200);
     // The response is written after the span is stored, so it is visible now.
     assert_eq!(rx.spans().len(), 1);
-    eprintln!(
-        "[http/json] span delivered {:?} after posting",
-        sent.elapsed()
-    );
+    eprintln!("[http/json] span delivered {:?} after posting", sent.elapsed());
     assert_eq!(resp.headers()["content-type"], "application/json");
-    assert_eq!(
-        resp.text().await.unwrap(),
-        "{}",
-        "full success is an empty JSON object"
-    );
+    assert_eq!(resp.text().await.unwrap(), "{}", "full success is an empty JSON object");
 
     let body = gzip(otlp_json("json-gzip", "eee19b7ec3c1b175").as_bytes());
     let resp = post(&url, "application/json; charset=utf-8", Some("gzip"), body).await;
@@ -332,15 +303,9 @@ async fn otlp_json_body_posted_per_spec_arrives() {
     assert_eq!(s.parent_span_id.as_deref(), Some("eee19b7ec3c1b173"));
     assert_eq!(s.kind, SpanKind::Server);
     assert_eq!(s.status, SpanStatus::Ok);
-    assert_eq!(
-        (s.scope_name.as_str(), s.scope_version.as_str()),
-        ("json-scope", "9")
-    );
+    assert_eq!((s.scope_name.as_str(), s.scope_version.as_str()), ("json-scope", "9"));
     assert_eq!(s.service_name(), Some("json-svc"));
-    assert_eq!(
-        s.attr("http.response.status_code"),
-        Some(&AttrValue::Int(200))
-    );
+    assert_eq!(s.attr("http.response.status_code"), Some(&AttrValue::Int(200)));
     assert_eq!(s.start_unix_nano, 1_544_712_660_000_000_000);
     assert_eq!(s.transport, Transport::HttpJson);
     assert_eq!(spans[1].name, "json-gzip");
@@ -364,10 +329,7 @@ async fn bad_requests_are_refused_per_spec_and_recorded() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let status: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        status["code"], 3,
-        "google.rpc.Status INVALID_ARGUMENT: {status}"
-    );
+    assert_eq!(status["code"], 3, "google.rpc.Status INVALID_ARGUMENT: {status}");
 
     let resp = post(&url, "application/x-protobuf", None, vec![0xff, 0xff, 0xff]).await;
     assert_eq!(resp.status(), 400);
@@ -391,9 +353,7 @@ async fn bad_requests_are_refused_per_spec_and_recorded() {
     let exports = rx.exports();
     assert_eq!(exports.len(), 4, "{exports:#?}");
     assert!(
-        exports
-            .iter()
-            .all(|e| e.error.is_some() && e.span_count == 0),
+        exports.iter().all(|e| e.error.is_some() && e.span_count == 0),
         "{exports:#?}"
     );
     assert!(
@@ -507,8 +467,5 @@ async fn drop_stops_both_servers() {
         .body(otlp_json("after-drop", "0000000000000005"))
         .send()
         .await;
-    assert!(
-        again.is_err(),
-        "a request after drop must fail, got {again:?}"
-    );
+    assert!(again.is_err(), "a request after drop must fail, got {again:?}");
 }

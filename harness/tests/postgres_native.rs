@@ -68,10 +68,7 @@ async fn assert_all_gone(pids: &[u32]) {
 /// The System V segment id a running server recorded in `postmaster.pid` (line 7: key, id).
 fn sysv_segment(dir: &Path) -> u64 {
     let text = std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap();
-    let line = text
-        .lines()
-        .nth(6)
-        .expect("postmaster.pid has a shared memory line");
+    let line = text.lines().nth(6).expect("postmaster.pid has a shared memory line");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -140,11 +137,7 @@ async fn fresh_databases_are_distinct_and_independent() {
         .fetch_one(&mut in_b)
         .await
         .unwrap();
-    assert_eq!(
-        found, None,
-        "a table created in {} is visible in {}",
-        a.name, b.name
-    );
+    assert_eq!(found, None, "a table created in {} is visible in {}", a.name, b.name);
     let here: Option<String> = sqlx::query_scalar("SELECT to_regclass('public.widgets')::text")
         .fetch_one(&mut in_a)
         .await
@@ -153,18 +146,16 @@ async fn fresh_databases_are_distinct_and_independent() {
 
     // The databases belong to the unprivileged role, and the superuser is reachable for admin SQL.
     let mut admin = server.superuser().await.unwrap();
-    let row =
-        sqlx::query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1")
-            .bind(&a.name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
+    let row = sqlx::query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1")
+        .bind(&a.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
     assert_eq!(row.get::<String, _>("owner"), "conform");
-    let is_super: bool =
-        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = 'conform'")
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
+    let is_super: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = 'conform'")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
     assert!(!is_super);
     // Dynamic shared memory goes in the data directory, not /dev/shm, so a kill leaves none.
     let dsm: String = sqlx::query_scalar("SHOW dynamic_shared_memory_type")
@@ -183,10 +174,7 @@ async fn fresh_databases_are_distinct_and_independent() {
 async fn password_is_required_over_tcp() {
     let server = PostgresServer::start().await.unwrap();
     let db = server.fresh_database().await.unwrap();
-    assert!(
-        !format!("{db:?}").contains(db.password()),
-        "Debug shows the password"
-    );
+    assert!(!format!("{db:?}").contains(db.password()), "Debug shows the password");
     assert!(
         !format!("{server:?}").contains(server.password()),
         "Debug shows the password"
@@ -194,10 +182,7 @@ async fn password_is_required_over_tcp() {
     assert_eq!(server.password(), db.password());
 
     let mut conn = db.connect().await.unwrap();
-    let one: i32 = sqlx::query_scalar("SELECT 1")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
     assert_eq!(one, 1);
     conn.close().await.unwrap();
 
@@ -207,22 +192,11 @@ async fn password_is_required_over_tcp() {
 
     let wrong = db.connect_options().password("not-the-password");
     let err = sqlx::PgConnection::connect_with(&wrong).await.unwrap_err();
-    let code = err
-        .as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.into_owned());
-    assert_eq!(
-        code.as_deref(),
-        Some("28P01"),
-        "expected invalid_password, got {err}"
-    );
+    let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("28P01"), "expected invalid_password, got {err}");
 
     let no_password = db.connect_options().password("");
-    assert!(
-        sqlx::PgConnection::connect_with(&no_password)
-            .await
-            .is_err()
-    );
+    assert!(sqlx::PgConnection::connect_with(&no_password).await.is_err());
 
     server.stop().await.unwrap();
 }
@@ -245,10 +219,7 @@ async fn stop_leaves_no_process_and_no_directory() {
 
     let started = Instant::now();
     server.stop().await.unwrap();
-    eprintln!(
-        "postgres: stop (SIGINT, wait, remove dir) {:?}",
-        started.elapsed()
-    );
+    eprintln!("postgres: stop (SIGINT, wait, remove dir) {:?}", started.elapsed());
 
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
@@ -312,15 +283,9 @@ async fn children_of_a_killed_postmaster_exit_on_their_own() {
         started.elapsed()
     );
 
-    assert!(
-        segment_exists(shmid),
-        "expected the killed server to leave its segment"
-    );
+    assert!(segment_exists(shmid), "expected the killed server to leave its segment");
     drop(server);
-    assert!(
-        !segment_exists(shmid),
-        "segment {shmid} survived the handle's drop"
-    );
+    assert!(!segment_exists(shmid), "segment {shmid} survived the handle's drop");
     drop(conn);
 }
 
@@ -337,10 +302,7 @@ async fn not_installed_names_the_package_and_the_searched_paths() {
     assert_eq!(searched, &vec![empty.path().to_path_buf()]);
     let message = err.to_string();
     assert!(message.contains("`postgresql` package"), "{message}");
-    assert!(
-        message.contains(&empty.path().display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&empty.path().display().to_string()), "{message}");
     assert!(message.contains("initdb"), "{message}");
     eprintln!("postgres: NotInstalled says: {message}");
 

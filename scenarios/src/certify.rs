@@ -53,7 +53,11 @@ pub fn load(dir: &Path) -> Result<(Candidate, Framework), PrepareError> {
 /// Build (or take from the cache) the candidate's reference executable.
 pub fn build(candidate: Candidate, framework: Framework, cache: &BuildCache) -> Result<Arc<Target>, PrepareError> {
     let build = candidate.build(&Variant::default(), cache)?;
-    Ok(Arc::new(Target { candidate, build, framework }))
+    Ok(Arc::new(Target {
+        candidate,
+        build,
+        framework,
+    }))
 }
 
 /// Boot the candidate once on SQLite and wait for liveness: a candidate that cannot do that
@@ -90,7 +94,13 @@ pub struct RunInfo {
 }
 
 /// Assemble a report from results (`source_hash` is empty when nothing was built).
-pub fn report(candidate: &Candidate, framework: Framework, source_hash: &str, info: &RunInfo, results: Vec<ClauseResult>) -> Report {
+pub fn report(
+    candidate: &Candidate,
+    framework: Framework,
+    source_hash: &str,
+    info: &RunInfo,
+    results: Vec<ClauseResult>,
+) -> Report {
     let m = &candidate.manifest;
     Report {
         conform_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -23,7 +23,11 @@ pub struct DocRef {
 
 impl std::fmt::Display for DocRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.heading.is_empty() { write!(f, "{}", self.page) } else { write!(f, "{} › {}", self.page, self.heading) }
+        if self.heading.is_empty() {
+            write!(f, "{}", self.page)
+        } else {
+            write!(f, "{} › {}", self.page, self.heading)
+        }
     }
 }
 
@@ -67,7 +71,10 @@ pub struct Clause {
 
 impl std::fmt::Debug for Clause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Clause").field("id", &self.id).field("level", &self.level).finish()
+        f.debug_struct("Clause")
+            .field("id", &self.id)
+            .field("level", &self.level)
+            .finish()
     }
 }
 

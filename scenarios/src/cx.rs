@@ -90,7 +90,9 @@ impl Attached {
     /// How the candidate should be pointed at it.
     pub fn target(&self) -> DbTarget {
         match self {
-            Attached::Sqlite(file) => DbTarget::Sqlite { path: file.path().display().to_string() },
+            Attached::Sqlite(file) => DbTarget::Sqlite {
+                path: file.path().display().to_string(),
+            },
             Attached::Postgres { db, proxy } => DbTarget::Postgres {
                 host: proxy.addr().ip().to_string(),
                 port: proxy.addr().port(),
@@ -174,7 +176,13 @@ impl Cx {
     /// A context for one scenario on `target`.
     pub fn new(target: Arc<Target>, services: Arc<Services>) -> Result<Cx, Failure> {
         let http = Http::new()?;
-        Ok(Cx { target, services, http, evidence: Evidence::default(), launches: Vec::new() })
+        Ok(Cx {
+            target,
+            services,
+            http,
+            evidence: Evidence::default(),
+            launches: Vec::new(),
+        })
     }
 
     /// The candidate's framework profile.
@@ -215,8 +223,11 @@ impl Cx {
     /// profile's port variables (HTTP, and metrics where the framework has one).
     pub fn spec(&mut self, db: Option<&Attached>) -> Result<Spec, Failure> {
         let profile = self.profile();
-        let mut env: BTreeMap<String, String> =
-            profile.base_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: BTreeMap<String, String> = profile
+            .base_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if let Some(db) = db {
             env.extend(profile.db_env(&db.target()));
         }
@@ -234,15 +245,23 @@ impl Cx {
             env.insert(var.clone(), self.services.jwt_secret().to_string());
         }
         let workdir = Workdir::new(&self.target.candidate.manifest.name)?;
-        for shipped in ["configs"] {
-            // Files the framework reads from its working directory and a deployment ships beside
-            // the binary (GoFr's quick-start layout keeps `configs/` next to `main.go`).
+        for shipped in &self.target.candidate.manifest.ship {
             let from = self.target.candidate.dir.join(shipped);
-            if from.is_dir() && self.target.framework == Framework::GoFr {
-                copy_dir(&from, &workdir.cwd().join(shipped))?;
+            let to = workdir.cwd().join(shipped);
+            if from.is_dir() {
+                copy_dir(&from, &to)?;
+            } else {
+                std::fs::copy(&from, &to).map_err(|e| {
+                    Failure::harness(format!("shipping {} into the working directory: {e}", from.display()))
+                })?;
             }
         }
-        Ok(Spec { env, args: Vec::new(), port, workdir })
+        Ok(Spec {
+            env,
+            args: Vec::new(),
+            port,
+            workdir,
+        })
     }
 
     /// Start the candidate as `spec` says. Does not wait for anything.
@@ -256,7 +275,11 @@ impl Cx {
             output: running.output().clone(),
             exit: None,
         });
-        Ok(App { running, port: spec.port, index: self.launches.len() - 1 })
+        Ok(App {
+            running,
+            port: spec.port,
+            index: self.launches.len() - 1,
+        })
     }
 
     /// Start a candidate on `db` with free ports and wait until its liveness probe answers 200,
@@ -280,7 +303,10 @@ impl Cx {
             match self.wait_live(&mut app).await {
                 Ok(()) => return Ok(app),
                 Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app) => {
-                    self.note("retry", format!("port {:?} was taken before the candidate bound it", app.port));
+                    self.note(
+                        "retry",
+                        format!("port {:?} was taken before the candidate bound it", app.port),
+                    );
                     drop(failure);
                 }
                 Err(failure) => return Err(failure),
@@ -354,7 +380,9 @@ impl Cx {
 
     /// `GET` a path on the app's HTTP port, recorded.
     pub async fn get(&mut self, app: &App, path: &str) -> Result<Exchange, Failure> {
-        let addr = app.addr().ok_or_else(|| Failure::harness("the app has no known port"))?;
+        let addr = app
+            .addr()
+            .ok_or_else(|| Failure::harness("the app has no known port"))?;
         self.get_at(addr, path).await
     }
 
@@ -396,7 +424,12 @@ impl Cx {
             evidence.launches.push(LaunchEvidence {
                 launch: tracked.record,
                 exit: tracked.exit,
-                output_tail: tracked.output.tail(OUTPUT_TAIL_LINES).iter().map(|l| redact::text(l)).collect(),
+                output_tail: tracked
+                    .output
+                    .tail(OUTPUT_TAIL_LINES)
+                    .iter()
+                    .map(|l| redact::text(l))
+                    .collect(),
             });
         }
         evidence
@@ -406,7 +439,10 @@ impl Cx {
 /// True when the app exited complaining that its address was in use (the harness's port race,
 /// not the candidate's fault).
 fn lost_port_race(app: &App) -> bool {
-    app.running.output().find(|l| l.text.contains("address already in use")).is_some()
+    app.running
+        .output()
+        .find(|l| l.text.contains("address already in use"))
+        .is_some()
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {

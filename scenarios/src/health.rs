@@ -37,7 +37,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "GET /healthz answers 200 `ok`, unconditionally, with Cache-Control: no-store.",
-            doc: DocRef { page: "health-checks.md", heading: "Liveness" },
+            doc: DocRef {
+                page: "health-checks.md",
+                heading: "Liveness",
+            },
             method: "Boot on SQLite and Postgres; GET /healthz; with Postgres cut, GET /healthz again.",
             needs: &[Need::Postgres],
             check: check!(gofastr_liveness),
@@ -48,7 +51,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "GET /readyz answers 200 JSON {status: ready} with an ok `db` check when the database is up.",
-            doc: DocRef { page: "health-checks.md", heading: "Readiness" },
+            doc: DocRef {
+                page: "health-checks.md",
+                heading: "Readiness",
+            },
             method: "Boot on SQLite and on Postgres; GET /readyz; parse the JSON.",
             needs: &[Need::Postgres],
             check: check!(gofastr_ready_when_healthy),
@@ -59,7 +65,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "With the database down, /readyz answers 503 not_ready with a redacted error; it recovers when the database returns.",
-            doc: DocRef { page: "health-checks.md", heading: "Readiness; Verbose error reporting" },
+            doc: DocRef {
+                page: "health-checks.md",
+                heading: "Readiness; Verbose error reporting",
+            },
             method: "Boot on Postgres through the fault proxy; cut it; poll /readyz until it changes; check status, body and redaction; restore; poll until 200 ready.",
             needs: &[Need::Postgres],
             check: check!(gofastr_ready_tracks_database),
@@ -70,7 +79,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Should,
             promise: "A check ignoring its ctx is a `timeout` row within the readiness deadline; a panicking check is an `error` row and the process survives.",
-            doc: DocRef { page: "health-checks.md", heading: "Timeouts and ctx-ignoring checks" },
+            doc: DocRef {
+                page: "health-checks.md",
+                heading: "Timeouts and ctx-ignoring checks",
+            },
             method: "Boot with the app's harness readiness check set to hang (with a 1 s readiness timeout), then to panic; GET /readyz each time.",
             needs: &[],
             check: check!(gofastr_readiness_deadline_and_panic),
@@ -81,7 +93,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "/healthz and /readyz sit ahead of the default middleware chain.",
-            doc: DocRef { page: "health-checks.md", heading: "Health and readiness" },
+            doc: DocRef {
+                page: "health-checks.md",
+                heading: "Health and readiness",
+            },
             method: "GET /healthz and /readyz; look for the default chain's marks (X-Request-ID, Content-Security-Policy) on the response, and for the probe routes in /metrics.",
             needs: &[],
             check: check!(gofastr_probes_ahead_of_middleware),
@@ -92,7 +107,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
-            doc: DocRef { page: "advanced-guide/monitoring-service-health", heading: "1. Aliveness" },
+            doc: DocRef {
+                page: "advanced-guide/monitoring-service-health",
+                heading: "1. Aliveness",
+            },
             method: "Boot on SQLite and Postgres; GET /.well-known/alive; with Postgres cut, again.",
             needs: &[Need::Postgres],
             check: check!(gofr_alive),
@@ -103,7 +121,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
-            doc: DocRef { page: "advanced-guide/monitoring-service-health", heading: "2. Health-Check" },
+            doc: DocRef {
+                page: "advanced-guide/monitoring-service-health",
+                heading: "2. Health-Check",
+            },
             method: "Boot on SQLite and on Postgres; GET /.well-known/health; parse the JSON.",
             needs: &[Need::Postgres],
             check: check!(gofr_health_when_healthy),
@@ -114,7 +135,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
-            doc: DocRef { page: "deployment/deploying-to-kubernetes", heading: "Probes" },
+            doc: DocRef {
+                page: "deployment/deploying-to-kubernetes",
+                heading: "Probes",
+            },
             method: "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",
             needs: &[Need::Postgres],
             check: check!(gofr_health_tracks_database),
@@ -125,7 +149,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
-            doc: DocRef { page: "advanced-guide/monitoring-service-health", heading: "2. Health-Check" },
+            doc: DocRef {
+                page: "advanced-guide/monitoring-service-health",
+                heading: "2. Health-Check",
+            },
             method: "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
             needs: &[],
             check: check!(gofr_dependent_service),
@@ -136,7 +163,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Must,
             promise: "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
-            doc: DocRef { page: "advanced-guide/authentication", heading: "Exempted Paths" },
+            doc: DocRef {
+                page: "advanced-guide/authentication",
+                heading: "Exempted Paths",
+            },
             method: "Boot with basic auth and with API-key auth; the protected endpoint must answer 401, the probes 200.",
             needs: &[],
             check: check!(gofr_probes_exempt_from_auth),
@@ -147,7 +177,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "HEALTH",
             level: Level::Should,
             promise: "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
-            doc: DocRef { page: "references/configs", heading: "LOG_DISABLE_PROBES" },
+            doc: DocRef {
+                page: "references/configs",
+                heading: "LOG_DISABLE_PROBES",
+            },
             method: "Boot with LOG_DISABLE_PROBES=true; GET both probes, then /hello; once /hello's request log appears, no probe request log may exist.",
             needs: &[],
             check: check!(gofr_probe_logs_disabled),
@@ -158,7 +191,8 @@ pub fn clauses() -> Vec<Clause> {
 /// Parse a JSON body, or fail naming the probe.
 fn json(what: &str, exchange: &Exchange) -> Result<Value, Failure> {
     let body = exchange.body().unwrap_or_default();
-    serde_json::from_str(body).map_err(|e| Failure::violation(format!("{what} answers JSON"), format!("{e}: {}", exchange.summary())))
+    serde_json::from_str(body)
+        .map_err(|e| Failure::violation(format!("{what} answers JSON"), format!("{e}: {}", exchange.summary())))
 }
 
 fn expect_header(what: &str, exchange: &Exchange, name: &str, expected: &str) -> Result<(), Failure> {
@@ -238,7 +272,10 @@ async fn gofastr_liveness(cx: &mut Cx) -> Result<(), Failure> {
 
 /// The readiness body's check rows, by name.
 fn check_row<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
-    body.get("checks")?.as_array()?.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+    body.get("checks")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
 }
 
 async fn gofastr_ready_when_healthy(cx: &mut Cx) -> Result<(), Failure> {
@@ -250,16 +287,28 @@ async fn gofastr_ready_when_healthy(cx: &mut Cx) -> Result<(), Failure> {
         let ex = cx.get(&app, readiness).await?;
         cx.expect_status(&what, &ex, 200)?;
         expect_header(&what, &ex, "cache-control", "no-store")?;
-        if !ex.header("content-type").is_some_and(|ct| ct.starts_with("application/json")) {
-            return Err(Failure::violation(format!("{what}: JSON content type"), format!("{:?}", ex.header("content-type"))));
+        if !ex
+            .header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/json"))
+        {
+            return Err(Failure::violation(
+                format!("{what}: JSON content type"),
+                format!("{:?}", ex.header("content-type")),
+            ));
         }
         let body = json(&what, &ex)?;
         if body.get("status").and_then(Value::as_str) != Some("ready") {
             return Err(Failure::violation(format!("{what}: status ready"), body.to_string()));
         }
         match check_row(&body, "db") {
-            Some(row) if row.get("status").and_then(Value::as_str) == Some("ok") && row.get("durationMs").is_some() => {}
-            _ => return Err(Failure::violation(format!("{what}: a `db` check row with status ok and durationMs"), body.to_string())),
+            Some(row) if row.get("status").and_then(Value::as_str) == Some("ok") && row.get("durationMs").is_some() => {
+            }
+            _ => {
+                return Err(Failure::violation(
+                    format!("{what}: a `db` check row with status ok and durationMs"),
+                    body.to_string(),
+                ));
+            }
         }
     }
     Ok(())
@@ -274,7 +323,10 @@ async fn gofastr_ready_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
 
     postgres_proxy(&attached).cut(Fault::Reset);
     cx.note("postgres", "cut (connections reset, new ones refused)");
-    let down = poll_probe(cx, &app, readiness, "readiness to report the database down", |ex| ex.status() != Some(200)).await?;
+    let down = poll_probe(cx, &app, readiness, "readiness to report the database down", |ex| {
+        ex.status() != Some(200)
+    })
+    .await?;
     cx.expect_status("readiness with the database down", &down, 503)?;
     expect_header("readiness with the database down", &down, "cache-control", "no-store")?;
     let body = json("readiness with the database down", &down)?;
@@ -284,18 +336,30 @@ async fn gofastr_ready_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
     let row = check_row(&body, "db").ok_or_else(|| Failure::violation("a `db` check row", body.to_string()))?;
     let status = row.get("status").and_then(Value::as_str).unwrap_or("");
     if status != "error" && status != "timeout" {
-        return Err(Failure::violation("the db row has status error or timeout", row.to_string()));
+        return Err(Failure::violation(
+            "the db row has status error or timeout",
+            row.to_string(),
+        ));
     }
     if row.get("error").and_then(Value::as_str) != Some("check failed") {
-        return Err(Failure::violation("the db row's error is redacted to `check failed` by default", row.to_string()));
+        return Err(Failure::violation(
+            "the db row's error is redacted to `check failed` by default",
+            row.to_string(),
+        ));
     }
 
     postgres_proxy(&attached).restore();
     cx.note("postgres", "restored");
-    let back = poll_probe(cx, &app, readiness, "readiness to recover", |ex| ex.status() == Some(200)).await?;
+    let back = poll_probe(cx, &app, readiness, "readiness to recover", |ex| {
+        ex.status() == Some(200)
+    })
+    .await?;
     let body = json("readiness after the database returned", &back)?;
     if body.get("status").and_then(Value::as_str) != Some("ready") {
-        return Err(Failure::violation("status ready after the database returned", body.to_string()));
+        return Err(Failure::violation(
+            "status ready after the database returned",
+            body.to_string(),
+        ));
     }
     cx.note("proxy", format!("{:?}", postgres_proxy(&attached).state()));
     Ok(())
@@ -316,12 +380,19 @@ async fn gofastr_readiness_deadline_and_panic(cx: &mut Cx) -> Result<(), Failure
         let what = format!("readiness with a check that {mode}s");
         cx.expect_status(&what, &ex, 503)?;
         if ex.elapsed > Duration::from_secs(3) {
-            return Err(Failure::violation(format!("{what}: answers within the 1 s deadline"), ex.summary()));
+            return Err(Failure::violation(
+                format!("{what}: answers within the 1 s deadline"),
+                ex.summary(),
+            ));
         }
         let body = json(&what, &ex)?;
-        let row = check_row(&body, "harness").ok_or_else(|| Failure::violation("a `harness` check row", body.to_string()))?;
+        let row =
+            check_row(&body, "harness").ok_or_else(|| Failure::violation("a `harness` check row", body.to_string()))?;
         if row.get("status").and_then(Value::as_str) != Some(expected_status) {
-            return Err(Failure::violation(format!("{what}: the row has status {expected_status}"), row.to_string()));
+            return Err(Failure::violation(
+                format!("{what}: the row has status {expected_status}"),
+                row.to_string(),
+            ));
         }
         let live = cx.get(&app, cx.profile().liveness).await?;
         cx.expect_status(&format!("{what}: the process survives"), &live, 200)?;
@@ -371,7 +442,10 @@ async fn gofr_alive(cx: &mut Cx) -> Result<(), Failure> {
         cx.expect_status(&what, &ex, 200)?;
         let body = json(&what, &ex)?;
         if body != serde_json::json!({"data": {"status": "UP"}}) {
-            return Err(Failure::violation(format!("{what}: {{\"data\":{{\"status\":\"UP\"}}}}"), body.to_string()));
+            return Err(Failure::violation(
+                format!("{what}: {{\"data\":{{\"status\":\"UP\"}}}}"),
+                body.to_string(),
+            ));
         }
         if db == Db::Postgres {
             postgres_proxy(&attached).cut(Fault::Reset);
@@ -397,7 +471,10 @@ async fn gofr_health_when_healthy(cx: &mut Cx) -> Result<(), Failure> {
         cx.expect_status(&what, &ex, 200)?;
         let body = json(&what, &ex)?;
         if gofr_status(&body, "/data/sql/status") != Some("UP") {
-            return Err(Failure::violation(format!("{what}: data.sql.status UP"), body.to_string()));
+            return Err(Failure::violation(
+                format!("{what}: data.sql.status UP"),
+                body.to_string(),
+            ));
         }
         if gofr_status(&body, "/data/status") != Some("UP") {
             return Err(Failure::violation(format!("{what}: data.status UP"), body.to_string()));
@@ -417,7 +494,9 @@ async fn gofr_health_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
     cx.note("postgres", "cut (connections reset, new ones refused)");
     let down = poll_probe(cx, &app, readiness, "health to report the SQL datasource down", |ex| {
         ex.status() != Some(200)
-            || serde_json::from_str::<Value>(ex.body().unwrap_or("")).ok().and_then(|b| gofr_status(&b, "/data/sql/status").map(str::to_owned))
+            || serde_json::from_str::<Value>(ex.body().unwrap_or(""))
+                .ok()
+                .and_then(|b| gofr_status(&b, "/data/sql/status").map(str::to_owned))
                 == Some("DOWN".into())
     })
     .await?;
@@ -432,7 +511,9 @@ async fn gofr_health_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
     cx.note("postgres", "restored");
     let back = poll_probe(cx, &app, readiness, "health to recover", |ex| {
         ex.status() == Some(200)
-            && serde_json::from_str::<Value>(ex.body().unwrap_or("")).ok().and_then(|b| gofr_status(&b, "/data/status").map(str::to_owned))
+            && serde_json::from_str::<Value>(ex.body().unwrap_or(""))
+                .ok()
+                .and_then(|b| gofr_status(&b, "/data/status").map(str::to_owned))
                 == Some("UP".into())
     })
     .await?;
@@ -442,7 +523,9 @@ async fn gofr_health_tracks_database(cx: &mut Cx) -> Result<(), Failure> {
 
 async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
     let Some(dep_env) = cx.target().candidate.manifest.knobs.dependency_url_env.clone() else {
-        return Err(Failure::harness("the candidate manifest needs the knob dependency_url_env"));
+        return Err(Failure::harness(
+            "the candidate manifest needs the knob dependency_url_env",
+        ));
     };
     let stub = harness::service::stub::HttpStub::start().await?;
     let alive = cx.profile().liveness;
@@ -461,14 +544,29 @@ async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
         gofr_status(&body, "/data/dep/status").map(str::to_owned)
     };
     for (status, want) in [(200, "UP"), (503, "DOWN"), (200, "UP")] {
-        stub.set(alive, status, if status == 200 { r#"{"data":{"status":"UP"}}"# } else { "" });
+        stub.set(
+            alive,
+            status,
+            if status == 200 {
+                r#"{"data":{"status":"UP"}}"#
+            } else {
+                ""
+            },
+        );
         cx.note("dependency", format!("{alive} answers {status}"));
-        let seen = poll_probe(cx, &app, readiness, &format!("health to report the dependency {want}"), |ex| {
-            dep_status(ex).as_deref() == Some(want)
-        })
+        let seen = poll_probe(
+            cx,
+            &app,
+            readiness,
+            &format!("health to report the dependency {want}"),
+            |ex| dep_status(ex).as_deref() == Some(want),
+        )
         .await?;
         let body = json("health", &seen)?;
-        cx.note(format!("dependency {want}: top-level status"), gofr_status(&body, "/data/status").unwrap_or("(none)"));
+        cx.note(
+            format!("dependency {want}: top-level status"),
+            gofr_status(&body, "/data/status").unwrap_or("(none)"),
+        );
     }
     cx.note("requests the dependency received", stub.hits().len());
     Ok(())
@@ -477,7 +575,9 @@ async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
 async fn gofr_probes_exempt_from_auth(cx: &mut Cx) -> Result<(), Failure> {
     let knobs = cx.target().candidate.manifest.knobs.clone();
     let (Some(auth_env), Some(protected)) = (knobs.auth_mode_env, knobs.protected_endpoint) else {
-        return Err(Failure::harness("the candidate manifest needs knobs auth_mode_env and protected_endpoint"));
+        return Err(Failure::harness(
+            "the candidate manifest needs knobs auth_mode_env and protected_endpoint",
+        ));
     };
     let db = cx.database(Db::Sqlite).await?;
     let profile = cx.profile();
@@ -489,7 +589,11 @@ async fn gofr_probes_exempt_from_auth(cx: &mut Cx) -> Result<(), Failure> {
             })
             .await?;
         let guarded = cx.get(&app, &protected).await?;
-        cx.expect_status(&format!("{auth_env}={mode}: {protected} without credentials"), &guarded, 401)?;
+        cx.expect_status(
+            &format!("{auth_env}={mode}: {protected} without credentials"),
+            &guarded,
+            401,
+        )?;
         for path in [profile.liveness, profile.readiness] {
             let ex = cx.get(&app, path).await?;
             cx.expect_status(&format!("{auth_env}={mode}: {path} without credentials"), &ex, 200)?;
@@ -517,9 +621,15 @@ async fn gofr_probe_logs_disabled(cx: &mut Cx) -> Result<(), Failure> {
     let hello = app
         .running
         .output()
-        .wait_for_line("logging the /hello request", timeouts::boot(), |l| l.text.contains("\"uri\":\"/hello\""))
+        .wait_for_line("logging the /hello request", timeouts::boot(), |l| {
+            l.text.contains("\"uri\":\"/hello\"")
+        })
         .await
-        .map_err(|e| Failure::harness(format!("no request log line for /hello, so probe logging cannot be judged: {e}")))?;
+        .map_err(|e| {
+            Failure::harness(format!(
+                "no request log line for /hello, so probe logging cannot be judged: {e}"
+            ))
+        })?;
     cx.note("request log", hello.plain());
     let probe_lines: Vec<String> = app
         .running
@@ -532,6 +642,9 @@ async fn gofr_probe_logs_disabled(cx: &mut Cx) -> Result<(), Failure> {
     if probe_lines.is_empty() {
         Ok(())
     } else {
-        Err(Failure::violation("no request log lines for probe paths", probe_lines.join("\n")))
+        Err(Failure::violation(
+            "no request log lines for probe paths",
+            probe_lines.join("\n"),
+        ))
     }
 }

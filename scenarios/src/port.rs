@@ -29,7 +29,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "A bare numeric PORT is normalised to listen on every interface.",
-            doc: DocRef { page: "deploy.md", heading: "Configuration (env)" },
+            doc: DocRef {
+                page: "deploy.md",
+                heading: "Configuration (env)",
+            },
             method: "Boot with PORT=<n>; read the bound address of the listening socket from /proc; probe liveness on loopback.",
             needs: &[],
             check: check!(bare_port_listens_everywhere),
@@ -40,7 +43,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "With PORT unset, the app listens on :8080 (every interface).",
-            doc: DocRef { page: "deploy.md", heading: "The single-binary model" },
+            doc: DocRef {
+                page: "deploy.md",
+                heading: "The single-binary model",
+            },
             method: "Boot with PORT unset; expect a socket bound to the unspecified address on port 8080.",
             needs: &[],
             check: check!(default_port_listens_everywhere),
@@ -51,7 +57,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "An explicit host:port or :port in PORT is honoured verbatim.",
-            doc: DocRef { page: "deploy.md", heading: "Configuration (env)" },
+            doc: DocRef {
+                page: "deploy.md",
+                heading: "Configuration (env)",
+            },
             method: "Boot with PORT=127.0.0.1:<n> (expect loopback only) and with PORT=:<n> (expect every interface).",
             needs: &[],
             check: check!(explicit_address_is_verbatim),
@@ -62,7 +71,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Should,
             promise: "The listener binds last: while boot migration waits, nothing listens.",
-            doc: DocRef { page: "framework/app.go", heading: "OnReady: every earlier phase has already succeeded" },
+            doc: DocRef {
+                page: "framework/app.go",
+                heading: "OnReady: every earlier phase has already succeeded",
+            },
             method: "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
             needs: &[Need::Postgres],
             check: check!(binds_after_migration_lock),
@@ -73,7 +85,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Info,
             promise: "A port already in use ends the process with an error (after migrations ran).",
-            doc: DocRef { page: "framework/app.go", heading: "Start: listen and serve" },
+            doc: DocRef {
+                page: "framework/app.go",
+                heading: "Start: listen and serve",
+            },
             method: "Hold the port on loopback, boot on it, record exit status, the error line and whether the entity table was created.",
             needs: &[],
             check: check!(port_in_use_gofastr),
@@ -84,7 +99,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Info,
             promise: "PORT=0 binds an ephemeral port and the banner reports the real one.",
-            doc: DocRef { page: "framework/app.go", heading: "printStartupBanner" },
+            doc: DocRef {
+                page: "framework/app.go",
+                heading: "printStartupBanner",
+            },
             method: "Boot with PORT=0, read the bound port from /proc and compare with the banner's Listening line.",
             needs: &[],
             check: check!(ephemeral_port_banner),
@@ -95,7 +113,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Should,
             promise: "Inside a linked git worktree, Start remaps the requested port unless GOFASTR_ISOLATION=off.",
-            doc: DocRef { page: "isolation.md", heading: "What is isolated" },
+            doc: DocRef {
+                page: "isolation.md",
+                heading: "What is isolated",
+            },
             method: "Run from a linked `git worktree` without GOFASTR_ISOLATION and expect a different port than requested; with GOFASTR_ISOLATION=off expect the requested one.",
             needs: &[],
             check: check!(worktree_remaps_port),
@@ -106,7 +127,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "HTTP_PORT sets the listen port on every interface; unset, it is 8000.",
-            doc: DocRef { page: "references/configs", heading: "App: HTTP_PORT (default 8000)" },
+            doc: DocRef {
+                page: "references/configs",
+                heading: "App: HTTP_PORT (default 8000)",
+            },
             method: "Boot with HTTP_PORT=<n> and with it unset; read bound addresses from /proc; probe liveness. Odd values (0, -5, abc, ' 8001') are recorded, not graded.",
             needs: &[],
             check: check!(gofr_http_port),
@@ -117,7 +141,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "Metrics are served on METRICS_PORT (default 2121); METRICS_PORT=0 disables the metrics server.",
-            doc: DocRef { page: "quick-start/observability", heading: "Disabling the Metrics Server" },
+            doc: DocRef {
+                page: "quick-start/observability",
+                heading: "Disabling the Metrics Server",
+            },
             method: "Boot with METRICS_PORT unset (expect /metrics on 2121) and with METRICS_PORT=0 (expect the log line and no metrics listener).",
             needs: &[],
             check: check!(gofr_metrics_port),
@@ -128,7 +155,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Must,
             promise: "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
-            doc: DocRef { page: "references/configs", heading: "HTTP: CERT_FILE, KEY_FILE" },
+            doc: DocRef {
+                page: "references/configs",
+                heading: "HTTP: CERT_FILE, KEY_FILE",
+            },
             method: "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
             needs: &[],
             check: check!(gofr_https),
@@ -139,7 +169,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Info,
             promise: "A busy HTTP or metrics port is fatal at boot (exit 1).",
-            doc: DocRef { page: "pkg/gofr/factory.go", heading: "initMetricsServer" },
+            doc: DocRef {
+                page: "pkg/gofr/factory.go",
+                heading: "initMetricsServer",
+            },
             method: "Hold the metrics port, then the HTTP port, on loopback; record exit status and the FATAL line.",
             needs: &[],
             check: check!(gofr_busy_ports),
@@ -150,7 +183,10 @@ pub fn clauses() -> Vec<Clause> {
             area: "PORT",
             level: Level::Info,
             promise: "An HTTP_PORT that passes the busy check but cannot be bound leaves the process running.",
-            doc: DocRef { page: "pkg/gofr/http_server.go", heading: "Run" },
+            doc: DocRef {
+                page: "pkg/gofr/http_server.go",
+                heading: "Run",
+            },
             method: "Boot with HTTP_PORT=70000; wait for the listen error line; record whether the process still runs with only its metrics listener.",
             needs: &[],
             check: check!(gofr_unbindable_port),
@@ -201,19 +237,30 @@ fn expect_reach(sockets: &[ListenSocket], port: u16, reach: Reach, why: &str) ->
         Reach::Specific => format!("{why}: a socket on port {port} bound to one address"),
     };
     if on_port.is_empty() {
-        return Err(Failure::violation(expected, format!("nothing on port {port}; listening on {}", fmt_sockets(sockets))));
+        return Err(Failure::violation(
+            expected,
+            format!("nothing on port {port}; listening on {}", fmt_sockets(sockets)),
+        ));
     }
     if on_port.iter().all(|s| s.reach() == reach) {
         Ok(())
     } else {
-        Err(Failure::violation(expected, format!("bound to {}", on_port.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))))
+        Err(Failure::violation(
+            expected,
+            format!(
+                "bound to {}",
+                on_port.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ))
     }
 }
 
 /// A documented default port must be free on this machine for the check to mean anything.
 fn require_free(port: u16) -> Result<(), Failure> {
     TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(|e| {
-        Failure::harness(format!("port {port} (the documented default) is not free on this machine ({e}); cannot check the default"))
+        Failure::harness(format!(
+            "port {port} (the documented default) is not free on this machine ({e}); cannot check the default"
+        ))
     })
 }
 
@@ -223,7 +270,12 @@ async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
     let port = app.port.expect("spec sets a port");
     cx.note(cx.profile().port_env, port);
     let sockets = listening_sockets(cx, &mut app).await?;
-    expect_reach(&sockets, port, Reach::AllInterfaces, &format!("{}={port}", cx.profile().port_env))
+    expect_reach(
+        &sockets,
+        port,
+        Reach::AllInterfaces,
+        &format!("{}={port}", cx.profile().port_env),
+    )
 }
 
 async fn default_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
@@ -245,7 +297,10 @@ async fn default_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
 async fn explicit_address_is_verbatim(cx: &mut Cx) -> Result<(), Failure> {
     let db = cx.database(Db::Sqlite).await?;
     let port_env = cx.profile().port_env;
-    for (template, reach) in [("127.0.0.1:{port}", Reach::LoopbackOnly), (":{port}", Reach::AllInterfaces)] {
+    for (template, reach) in [
+        ("127.0.0.1:{port}", Reach::LoopbackOnly),
+        (":{port}", Reach::AllInterfaces),
+    ] {
         let mut app = cx
             .boot_with(Some(&db), |spec| {
                 let port = spec.port.expect("spec sets a port");
@@ -266,10 +321,18 @@ const GOFASTR_MIGRATION_LOCK: i64 = 6724469554113028193;
 
 async fn binds_after_migration_lock(cx: &mut Cx) -> Result<(), Failure> {
     let db = cx.database(Db::Postgres).await?;
-    let crate::cx::Attached::Postgres { db: database, .. } = &db else { unreachable!("asked for Postgres") };
+    let crate::cx::Attached::Postgres { db: database, .. } = &db else {
+        unreachable!("asked for Postgres")
+    };
     let mut holder = database.connect().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(GOFASTR_MIGRATION_LOCK).execute(&mut holder).await?;
-    cx.note("advisory lock", format!("held by the harness in database {}", database.name));
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(GOFASTR_MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await?;
+    cx.note(
+        "advisory lock",
+        format!("held by the harness in database {}", database.name),
+    );
     let spec = cx.spec(Some(&db))?;
     let mut app = cx.start(spec)?;
     let port = app.port.expect("spec sets a port");
@@ -300,19 +363,32 @@ async fn binds_after_migration_lock(cx: &mut Cx) -> Result<(), Failure> {
         .await;
     let seen = match seen {
         Ok(q) => q,
-        Err(err) => return Err(Failure::harness(format!("could not see the candidate wait for the lock: {err}"))),
+        Err(err) => {
+            return Err(Failure::harness(format!(
+                "could not see the candidate wait for the lock: {err}"
+            )));
+        }
     };
     cx.note("candidate waiting", seen.trim());
     let sockets = app.running.listening()?;
     let connect = probe::tcp_connect(app.addr().expect("port"), Duration::from_secs(2)).await?;
-    cx.note("while waiting", format!("sockets [{}], connect to port {port}: {connect:?}", fmt_sockets(&sockets)));
+    cx.note(
+        "while waiting",
+        format!(
+            "sockets [{}], connect to port {port}: {connect:?}",
+            fmt_sockets(&sockets)
+        ),
+    );
     if !sockets.is_empty() || connect != Connect::Refused {
         return Err(Failure::violation(
             "nothing listens while boot migration waits for its lock",
             format!("listening on [{}]; connect {connect:?}", fmt_sockets(&sockets)),
         ));
     }
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(GOFASTR_MIGRATION_LOCK).execute(&mut holder).await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(GOFASTR_MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await?;
     cx.note("advisory lock", "released");
     cx.wait_live(&mut app).await
 }
@@ -336,7 +412,9 @@ async fn port_in_use_gofastr(cx: &mut Cx) -> Result<(), Failure> {
         if file.path().exists() {
             let mut conn = file.connect().await?;
             let tables: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").fetch_all(&mut conn).await?;
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                    .fetch_all(&mut conn)
+                    .await?;
             cx.note("tables after the failed boot", tables.join(", "));
         } else {
             cx.note("tables after the failed boot", "(database file never created)");
@@ -356,7 +434,9 @@ async fn ephemeral_port_banner(cx: &mut Cx) -> Result<(), Failure> {
     let banner = app
         .running
         .output()
-        .wait_for_line("with `Listening:`", timeouts::boot(), |l| l.plain().contains("Listening:"))
+        .wait_for_line("with `Listening:`", timeouts::boot(), |l| {
+            l.plain().contains("Listening:")
+        })
         .await;
     match banner {
         Ok(line) => {
@@ -383,8 +463,15 @@ async fn worktree_remaps_port(cx: &mut Cx) -> Result<(), Failure> {
         linked_worktree(spec.workdir.root(), spec.workdir.cwd())?;
         let mut app = cx.start(spec)?;
         let sockets = listening_sockets(cx, &mut app).await?;
-        let case = if isolation_off { "GOFASTR_ISOLATION=off" } else { "GOFASTR_ISOLATION unset" };
-        cx.note(case, format!("{port_env}={requested}, listening on {}", fmt_sockets(&sockets)));
+        let case = if isolation_off {
+            "GOFASTR_ISOLATION=off"
+        } else {
+            "GOFASTR_ISOLATION unset"
+        };
+        cx.note(
+            case,
+            format!("{port_env}={requested}, listening on {}", fmt_sockets(&sockets)),
+        );
         let on_requested = sockets.iter().any(|s| s.port() == requested);
         match (isolation_off, on_requested) {
             (false, true) => {
@@ -414,7 +501,14 @@ fn linked_worktree(root: &std::path::Path, cwd: &std::path::Path) -> Result<(), 
     let repo = root.join("repo");
     let git = |args: &[&str], dir: &std::path::Path| -> Result<(), Failure> {
         let out = std::process::Command::new("git")
-            .args(["-c", "user.name=conform", "-c", "user.email=conform@localhost", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=conform",
+                "-c",
+                "user.email=conform@localhost",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -424,7 +518,11 @@ fn linked_worktree(root: &std::path::Path, cwd: &std::path::Path) -> Result<(), 
         if out.status.success() {
             Ok(())
         } else {
-            Err(Failure::harness(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+            Err(Failure::harness(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
         }
     };
     if !repo.exists() {
@@ -434,7 +532,10 @@ fn linked_worktree(root: &std::path::Path, cwd: &std::path::Path) -> Result<(), 
     }
     std::fs::remove_dir(cwd)?;
     let name = format!("wt-{}", ports::free_port()?);
-    git(&["worktree", "add", "-q", "-b", &name, &cwd.display().to_string()], &repo)
+    git(
+        &["worktree", "add", "-q", "-b", &name, &cwd.display().to_string()],
+        &repo,
+    )
 }
 
 async fn gofr_http_port(cx: &mut Cx) -> Result<(), Failure> {
@@ -465,22 +566,26 @@ async fn gofr_metrics_port(cx: &mut Cx) -> Result<(), Failure> {
     let default = cx.profile().default_metrics_port.expect("gofr has a metrics port");
     require_free(default)?;
     let db = cx.database(Db::Sqlite).await?;
-    let mut app = cx.boot_with(Some(&db), |spec| {
-        spec.unset("METRICS_PORT");
-        Ok(())
-    })
-    .await?;
+    let mut app = cx
+        .boot_with(Some(&db), |spec| {
+            spec.unset("METRICS_PORT");
+            Ok(())
+        })
+        .await?;
     let sockets = listening_sockets(cx, &mut app).await?;
     expect_reach(&sockets, default, Reach::AllInterfaces, "METRICS_PORT unset")?;
-    let metrics = cx.get_at(std::net::SocketAddr::from(([127, 0, 0, 1], default)), "/metrics").await?;
+    let metrics = cx
+        .get_at(std::net::SocketAddr::from(([127, 0, 0, 1], default)), "/metrics")
+        .await?;
     cx.expect_status("GET /metrics on the default metrics port", &metrics, 200)?;
     cx.kill(&mut app).await?;
 
-    let app = cx.boot_with(Some(&db), |spec| {
-        spec.set("METRICS_PORT", "0");
-        Ok(())
-    })
-    .await?;
+    let app = cx
+        .boot_with(Some(&db), |spec| {
+            spec.set("METRICS_PORT", "0");
+            Ok(())
+        })
+        .await?;
     let http_port = app.port.expect("spec sets a port");
     let disabled = app
         .running
@@ -495,12 +600,20 @@ async fn gofr_metrics_port(cx: &mut Cx) -> Result<(), Failure> {
     if !others.is_empty() {
         return Err(Failure::violation(
             "METRICS_PORT=0: no metrics listener",
-            format!("also listening on {}", others.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "also listening on {}",
+                others.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            ),
         ));
     }
     match disabled {
         Ok(line) => cx.note("log", line.plain()),
-        Err(err) => return Err(Failure::violation("METRICS_PORT=0 logs that the metrics server is disabled", err.to_string())),
+        Err(err) => {
+            return Err(Failure::violation(
+                "METRICS_PORT=0 logs that the metrics server is disabled",
+                err.to_string(),
+            ));
+        }
     }
     for odd in ["-1", "abc"] {
         let mut spec = cx.spec(Some(&db))?;
@@ -532,11 +645,17 @@ async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
         harness::tls::Handshake::Completed { protocol, status_line } => {
             cx.note("TLS", format!("{protocol}, GET {liveness}: {status_line}"));
             if !status_line.contains(" 200") {
-                return Err(Failure::violation(format!("GET {liveness} over TLS answers 200"), status_line));
+                return Err(Failure::violation(
+                    format!("GET {liveness} over TLS answers 200"),
+                    status_line,
+                ));
             }
         }
         harness::tls::Handshake::Failed(why) => {
-            return Err(Failure::violation(format!("a TLS handshake on HTTP_PORT {port} with the given certificate"), why));
+            return Err(Failure::violation(
+                format!("a TLS handshake on HTTP_PORT {port} with the given certificate"),
+                why,
+            ));
         }
     }
     let plain = cx.get(&app, liveness).await?;
@@ -551,11 +670,16 @@ async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
     let line = app
         .running
         .output()
-        .wait_for_line("on stderr (the app reporting the missing file)", Duration::from_secs(10), |l| {
-            l.stream == harness::output::Stream::Stderr
-        })
+        .wait_for_line(
+            "on stderr (the app reporting the missing file)",
+            Duration::from_secs(10),
+            |l| l.stream == harness::output::Stream::Stderr,
+        )
         .await;
-    cx.note("missing CERT_FILE: first stderr line", line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()));
+    cx.note(
+        "missing CERT_FILE: first stderr line",
+        line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()),
+    );
     let exit = app.running.try_exit()?;
     let sockets = app.running.listening().unwrap_or_default();
     cx.note(
@@ -572,16 +696,25 @@ async fn gofr_busy_ports(cx: &mut Cx) -> Result<(), Failure> {
     let db = cx.database(Db::Sqlite).await?;
     for var in ["METRICS_PORT", "HTTP_PORT"] {
         let spec = cx.spec(Some(&db))?;
-        let port: u16 = spec.env.get(var).and_then(|v| v.parse().ok()).expect("spec sets both ports");
+        let port: u16 = spec
+            .env
+            .get(var)
+            .and_then(|v| v.parse().ok())
+            .expect("spec sets both ports");
         let _held = TcpListener::bind(("127.0.0.1", port))?;
         let mut app = cx.start(spec)?;
         let exit = cx.wait_exit(&mut app, timeouts::REFUSE_TO_BOOT).await?;
-        let line = app.running.output().find(|l| l.text.contains("blocked or unreachable")).map(|l| l.plain());
+        let line = app
+            .running
+            .output()
+            .find(|l| l.text.contains("blocked or unreachable"))
+            .map(|l| l.plain());
         cx.note(
             format!("{var} held by the harness"),
             format!(
                 "{}; {}",
-                exit.map(|e| e.status.to_string()).unwrap_or_else(|| "still running".into()),
+                exit.map(|e| e.status.to_string())
+                    .unwrap_or_else(|| "still running".into()),
                 line.unwrap_or_else(|| "(no 'blocked or unreachable' line)".into())
             ),
         );
@@ -597,7 +730,9 @@ async fn gofr_unbindable_port(cx: &mut Cx) -> Result<(), Failure> {
     let line = app
         .running
         .output()
-        .wait_for_line("about the HTTP listen error", timeouts::boot(), |l| l.text.contains("error while listening"))
+        .wait_for_line("about the HTTP listen error", timeouts::boot(), |l| {
+            l.text.contains("error while listening")
+        })
         .await;
     cx.note("log", line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()));
     let still = app.running.try_exit()?;

@@ -104,14 +104,33 @@ impl Profile {
         };
         match (self.framework, db) {
             (Framework::GoFastr, DbTarget::Sqlite { path }) => set("DATABASE_URL", format!("file:{path}")),
-            (Framework::GoFastr, DbTarget::Postgres { host, port, user, password, name }) => {
-                set("DATABASE_URL", format!("postgres://{user}:{password}@{host}:{port}/{name}?sslmode=disable"))
-            }
+            (
+                Framework::GoFastr,
+                DbTarget::Postgres {
+                    host,
+                    port,
+                    user,
+                    password,
+                    name,
+                },
+            ) => set(
+                "DATABASE_URL",
+                format!("postgres://{user}:{password}@{host}:{port}/{name}?sslmode=disable"),
+            ),
             (Framework::GoFr, DbTarget::Sqlite { path }) => {
                 set("DB_DIALECT", "sqlite".into());
                 set("DB_NAME", path.clone());
             }
-            (Framework::GoFr, DbTarget::Postgres { host, port, user, password, name }) => {
+            (
+                Framework::GoFr,
+                DbTarget::Postgres {
+                    host,
+                    port,
+                    user,
+                    password,
+                    name,
+                },
+            ) => {
                 set("DB_DIALECT", "postgres".into());
                 set("DB_HOST", host.clone());
                 set("DB_PORT", port.to_string());

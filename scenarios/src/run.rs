@@ -25,8 +25,13 @@ pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Serv
             let scenario = AssertUnwindSafe((clause.check)(&mut cx)).catch_unwind();
             let outcome = match tokio::time::timeout(SCENARIO_CEILING, scenario).await {
                 Ok(Ok(outcome)) => outcome,
-                Ok(Err(panic)) => Err(Failure::harness(format!("the scenario panicked: {}", panic_text(&panic)))),
-                Err(_) => Err(Failure::harness(format!("the scenario exceeded its {SCENARIO_CEILING:?} ceiling"))),
+                Ok(Err(panic)) => Err(Failure::harness(format!(
+                    "the scenario panicked: {}",
+                    panic_text(&panic)
+                ))),
+                Err(_) => Err(Failure::harness(format!(
+                    "the scenario exceeded its {SCENARIO_CEILING:?} ceiling"
+                ))),
             };
             (outcome, cx.finish())
         }

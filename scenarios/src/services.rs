@@ -24,7 +24,11 @@ pub struct Services {
 impl Services {
     /// Services from `provider`, none started yet.
     pub fn new(provider: Provider) -> std::io::Result<Services> {
-        Ok(Services { provider, postgres: OnceCell::new(), jwt_secret: harness::redact::new_secret(48)? })
+        Ok(Services {
+            provider,
+            postgres: OnceCell::new(),
+            jwt_secret: harness::redact::new_secret(48)?,
+        })
     }
 
     /// The JWT secret handed to candidates for this run (registered for redaction).
@@ -47,10 +51,15 @@ impl Services {
                 let options = PostgresOptions {
                     search_dirs: std::env::var_os("CONFORM_PG_BINDIR").map(|d| vec![d.into()]),
                 };
-                PostgresServer::start_with(options).await.map(Arc::new).map_err(|e| e.to_string())
+                PostgresServer::start_with(options)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
             })
             .await;
-        server.clone().map_err(|e| Failure::harness(format!("Postgres is not available: {e}")))
+        server
+            .clone()
+            .map_err(|e| Failure::harness(format!("Postgres is not available: {e}")))
     }
 
     /// How long the Postgres server took to start, if it was started.

@@ -50,26 +50,41 @@ struct Failure {
 }
 
 fn fail(message: impl Into<String>) -> Failure {
-    Failure { message: message.into(), code: 1 }
+    Failure {
+        message: message.into(),
+        code: 1,
+    }
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Run a command in the workspace root, streaming its output; fail with its exit code.
 fn run(cmd: &mut Command) -> Result<(), Failure> {
     let shown = format!("{cmd:?}");
-    let status = cmd.current_dir(root()).status().map_err(|e| fail(format!("cannot run {shown}: {e}")))?;
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| fail(format!("cannot run {shown}: {e}")))?;
     if status.success() {
         Ok(())
     } else {
-        Err(Failure { message: format!("{shown} failed ({status})"), code: status.code().unwrap_or(1).clamp(1, 255) as u8 })
+        Err(Failure {
+            message: format!("{shown} failed ({status})"),
+            code: status.code().unwrap_or(1).clamp(1, 255) as u8,
+        })
     }
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn postgres_installed() -> bool {
@@ -79,28 +94,39 @@ fn postgres_installed() -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Install what a fresh machine lacks. Idempotent: each step checks first.
 fn setup() -> Result<(), Failure> {
     if !have("go") {
-        return Err(fail("Go is not installed: conform builds candidates with `go build` (Go 1.26 or newer)"));
+        return Err(fail(
+            "Go is not installed: conform builds candidates with `go build` (Go 1.26 or newer)",
+        ));
     }
     if !postgres_installed() {
         if !is_root() {
-            return Err(fail("Postgres server binaries are missing; install Debian's `postgresql` package (needs root)"));
+            return Err(fail(
+                "Postgres server binaries are missing; install Debian's `postgresql` package (needs root)",
+            ));
         }
         eprintln!("xtask: installing Debian's postgresql package (server binaries for the native provider)");
         run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends", "postgresql"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", "postgresql"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     Ok(())
 }
 
 fn test(rest: &[String]) -> Result<(), Failure> {
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--workspace", "--locked"]).args(rest).env("GOTOOLCHAIN", "local");
+    cmd.args(["test", "--workspace", "--locked"])
+        .args(rest)
+        .env("GOTOOLCHAIN", "local");
     run(&mut cmd)
 }
 
@@ -115,18 +141,37 @@ fn certify(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn bench(rest: &[String]) -> Result<(), Failure> {
-    run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform", "--example", "bench", "-p", "conform-harness"]))?;
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--locked",
+        "--bin",
+        "conform",
+        "--example",
+        "bench",
+        "-p",
+        "conform-harness",
+    ]))?;
     println!("== services (harness/examples/bench.rs)");
     run(Command::new(root().join("target/release/examples/bench")).args(rest))?;
     println!("\n== certification wall time (conform certify, release build)");
     for candidate in ["gofastr", "gofr"] {
         let start = Instant::now();
         let status = Command::new(root().join("target/release/conform"))
-            .args(["certify", &format!("fixtures/candidates/{candidate}"), "--out", "target/bench-reports"])
+            .args([
+                "certify",
+                &format!("fixtures/candidates/{candidate}"),
+                "--out",
+                "target/bench-reports",
+            ])
             .current_dir(root())
             .status()
             .map_err(|e| fail(format!("running conform: {e}")))?;
-        println!("{candidate}: {:.1} s (exit {})", start.elapsed().as_secs_f64(), status.code().unwrap_or(-1));
+        println!(
+            "{candidate}: {:.1} s (exit {})",
+            start.elapsed().as_secs_f64(),
+            status.code().unwrap_or(-1)
+        );
     }
     Ok(())
 }

@@ -35,12 +35,8 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
@@ -211,12 +207,9 @@ impl AttrValue {
             Some(Value::BoolValue(b)) => AttrValue::Bool(*b),
             Some(Value::IntValue(i)) => AttrValue::Int(*i),
             Some(Value::DoubleValue(d)) => AttrValue::Double(*d),
-            Some(Value::ArrayValue(a)) => AttrValue::Array(
-                a.values
-                    .iter()
-                    .map(|v| AttrValue::from_proto(Some(v)))
-                    .collect(),
-            ),
+            Some(Value::ArrayValue(a)) => {
+                AttrValue::Array(a.values.iter().map(|v| AttrValue::from_proto(Some(v))).collect())
+            }
             Some(Value::KvlistValue(kv)) => {
                 let map = attributes(&kv.values);
                 AttrValue::Other(serde_json::to_string(&map).unwrap_or_else(|e| e.to_string()))
@@ -273,8 +266,7 @@ impl ReceivedSpan {
 
     /// The resource's `service.name`, if it is a string.
     pub fn service_name(&self) -> Option<&str> {
-        self.resource_attr("service.name")
-            .and_then(AttrValue::as_str)
+        self.resource_attr("service.name").and_then(AttrValue::as_str)
     }
 }
 
@@ -312,9 +304,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave the store half-updated in a way that
         // matters to a reader (pushes only), so a poisoned lock is still usable.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn record(&self, record: ExportRecord, spans: Vec<ReceivedSpan>) {
@@ -373,19 +363,14 @@ impl OtlpReceiver {
         let (http_listener, http_addr) = bind("HTTP").await?;
         let shared = Shared::default();
 
-        let service = TraceServiceServer::new(GrpcSink {
-            shared: shared.clone(),
-        })
-        .accept_compressed(CompressionEncoding::Gzip);
+        let service =
+            TraceServiceServer::new(GrpcSink { shared: shared.clone() }).accept_compressed(CompressionEncoding::Gzip);
         let grpc_task = tokio::spawn(async move {
             // With a shutdown signal (even one that never fires) tonic tells each connection to
             // shut down gracefully when the server future is dropped, i.e. when we abort it.
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(grpc_listener),
-                    std::future::pending::<()>(),
-                )
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), std::future::pending::<()>())
                 .await;
         });
 
@@ -504,12 +489,10 @@ fn summarize(spans: &[ReceivedSpan]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttrValue> {
@@ -559,13 +542,7 @@ fn convert_request(request: &ExportTraceServiceRequest, transport: Transport) ->
                 .as_ref()
                 .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
             for span in &ss.spans {
-                out.push(convert_span(
-                    span,
-                    scope_name,
-                    scope_version,
-                    &resource,
-                    transport,
-                ));
+                out.push(convert_span(span, scope_name, scope_version, &resource, transport));
             }
         }
     }
@@ -645,23 +622,15 @@ fn decompress(encoding: Option<&str>, body: Bytes) -> Result<Bytes, String> {
                 .read_to_end(&mut out)
                 .map_err(|e| format!("gzip body does not decompress: {e}"))?;
             if out.len() > MAX_BODY_BYTES {
-                return Err(format!(
-                    "gzip body decompresses to more than {MAX_BODY_BYTES} bytes"
-                ));
+                return Err(format!("gzip body decompresses to more than {MAX_BODY_BYTES} bytes"));
             }
             Ok(out.into())
         }
-        Some(other) => Err(format!(
-            "unsupported Content-Encoding {other:?} (want gzip or none)"
-        )),
+        Some(other) => Err(format!("unsupported Content-Encoding {other:?} (want gzip or none)")),
     }
 }
 
-fn decode_http(
-    transport: Transport,
-    encoding: Option<&str>,
-    body: Bytes,
-) -> Result<ExportTraceServiceRequest, String> {
+fn decode_http(transport: Transport, encoding: Option<&str>, body: Bytes) -> Result<ExportTraceServiceRequest, String> {
     let body = decompress(encoding, body)?;
     match transport {
         Transport::HttpJson => serde_json::from_slice(&body)
@@ -673,19 +642,13 @@ fn decode_http(
 
 async fn http_export(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = header_str(&headers, "content-type").unwrap_or_default();
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let content_encoding = header_str(&headers, "content-encoding");
     let transport = match media_type.as_str() {
         PROTOBUF => Transport::HttpProtobuf,
         JSON => Transport::HttpJson,
         _ => {
-            let error =
-                format!("unsupported Content-Type {content_type:?} (want {PROTOBUF} or {JSON})");
+            let error = format!("unsupported Content-Type {content_type:?} (want {PROTOBUF} or {JSON})");
             shared.record(
                 ExportRecord {
                     transport: Transport::HttpProtobuf,
@@ -717,9 +680,7 @@ async fn http_export(State(shared): State<Shared>, headers: HeaderMap, body: Byt
                 // serde would write `{"partialSuccess":null}`; the spec's full success is `{}`.
                 Transport::HttpJson => ([(header::CONTENT_TYPE, JSON)], "{}").into_response(),
                 _ => {
-                    let response = ExportTraceServiceResponse {
-                        partial_success: None,
-                    };
+                    let response = ExportTraceServiceResponse { partial_success: None };
                     ([(header::CONTENT_TYPE, PROTOBUF)], response.encode_to_vec()).into_response()
                 }
             }
@@ -768,10 +729,7 @@ mod tests {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![kv(
-                        "service.name",
-                        any_value::Value::StringValue("svc".into()),
-                    )],
+                    attributes: vec![kv("service.name", any_value::Value::StringValue("svc".into()))],
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {
@@ -813,10 +771,7 @@ mod tests {
         assert_eq!(s.status, SpanStatus::Unset);
         assert_eq!(s.status_message, "");
         assert_eq!((s.start_unix_nano, s.end_unix_nano), (10, 20));
-        assert_eq!(
-            (s.scope_name.as_str(), s.scope_version.as_str()),
-            ("scope", "0.1")
-        );
+        assert_eq!((s.scope_name.as_str(), s.scope_version.as_str()), ("scope", "0.1"));
         assert_eq!(s.service_name(), Some("svc"));
         assert_eq!(s.transport, Transport::Grpc);
     }
@@ -867,14 +822,8 @@ mod tests {
         assert_eq!(s.attr("d"), Some(&AttrValue::Double(0.5)));
         assert_eq!(s.attr("b"), Some(&AttrValue::Bool(true)));
         assert_eq!(s.attr("y"), Some(&AttrValue::Bytes("0ff0".into())));
-        assert_eq!(
-            s.attr("a"),
-            Some(&AttrValue::Array(vec![AttrValue::Int(1)]))
-        );
-        assert_eq!(
-            s.attr("m"),
-            Some(&AttrValue::Other(r#"{"k":false}"#.into()))
-        );
+        assert_eq!(s.attr("a"), Some(&AttrValue::Array(vec![AttrValue::Int(1)])));
+        assert_eq!(s.attr("m"), Some(&AttrValue::Other(r#"{"k":false}"#.into())));
         assert_eq!(s.attr("empty"), Some(&AttrValue::Other(String::new())));
     }
 
@@ -895,10 +844,7 @@ mod tests {
 
     #[test]
     fn serializes_for_evidence() {
-        let got = convert_request(
-            &request(vec![span("root", vec![])]),
-            Transport::HttpProtobuf,
-        );
+        let got = convert_request(&request(vec![span("root", vec![])]), Transport::HttpProtobuf);
         let v = serde_json::to_value(&got[0]).unwrap();
         assert_eq!(v["kind"], "SERVER");
         assert_eq!(v["status"], "UNSET");
@@ -928,12 +874,7 @@ mod tests {
     fn unknown_encoding_is_refused_and_gzip_is_checked() {
         let err = decode_http(Transport::HttpProtobuf, Some("br"), Bytes::new()).unwrap_err();
         assert!(err.contains("\"br\""), "{err}");
-        let err = decode_http(
-            Transport::HttpProtobuf,
-            Some("gzip"),
-            Bytes::from_static(b"nope"),
-        )
-        .unwrap_err();
+        let err = decode_http(Transport::HttpProtobuf, Some("gzip"), Bytes::from_static(b"nope")).unwrap_err();
         assert!(err.contains("gzip"), "{err}");
     }
 
@@ -943,10 +884,6 @@ mod tests {
         let one = convert_request(&request(vec![span("x", vec![])]), Transport::Grpc);
         assert_eq!(summarize(&one), r#"1 span: "x" (grpc)"#);
         let many: Vec<ReceivedSpan> = (0..25).map(|_| one[0].clone()).collect();
-        assert!(
-            summarize(&many).ends_with("and 5 more"),
-            "{}",
-            summarize(&many)
-        );
+        assert!(summarize(&many).ends_with("and 5 more"), "{}", summarize(&many));
     }
 }

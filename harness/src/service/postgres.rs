@@ -97,9 +97,7 @@ pub enum PostgresError {
         log_tail: String,
     },
     /// The server did not come up (it exited, or was not ready within the ceiling).
-    #[error(
-        "Postgres ({program}) did not start on 127.0.0.1:{port}: {source}; its log ends with:\n{log_tail}"
-    )]
+    #[error("Postgres ({program}) did not start on 127.0.0.1:{port}: {source}; its log ends with:\n{log_tail}")]
     Start {
         /// The `postgres` binary that was run.
         program: PathBuf,
@@ -112,9 +110,7 @@ pub enum PostgresError {
         log_tail: String,
     },
     /// Every port tried was already taken by the time Postgres bound it.
-    #[error(
-        "Postgres could not bind a free port in {attempts} attempts; its last log ends with:\n{log_tail}"
-    )]
+    #[error("Postgres could not bind a free port in {attempts} attempts; its last log ends with:\n{log_tail}")]
     NoFreePort {
         /// How many ports were tried.
         attempts: usize,
@@ -230,20 +226,15 @@ impl PostgresServer {
         let scratch = tempfile::Builder::new()
             .prefix(&format!("conform-{}-", std::process::id()))
             .tempdir_in(&parent)
-            .map_err(io_error(format!(
-                "create a scratch directory in {}",
-                parent.display()
-            )))?;
+            .map_err(io_error(format!("create a scratch directory in {}", parent.display())))?;
         let dir_ticket = reaper::register_dir(scratch.path());
         let root = scratch.path().to_path_buf();
         if let Some(user) = run_as {
-            std::os::unix::fs::chown(&root, Some(user.uid), Some(user.gid)).map_err(io_error(
-                format!(
-                    "hand {} to the postgres user (uid {})",
-                    root.display(),
-                    user.uid
-                ),
-            ))?;
+            std::os::unix::fs::chown(&root, Some(user.uid), Some(user.gid)).map_err(io_error(format!(
+                "hand {} to the postgres user (uid {})",
+                root.display(),
+                user.uid
+            )))?;
         }
 
         let data = root.join("data");
@@ -288,20 +279,15 @@ impl PostgresServer {
     async fn bootstrap(&self) -> Result<(), PostgresError> {
         let mut admin = self.superuser().await?;
         // The password is alphanumeric (see `random_password`), so it needs no quoting.
-        let create_role = format!(
-            "CREATE ROLE {ROLE} LOGIN PASSWORD '{}' CREATEDB",
-            self.password
-        );
+        let create_role = format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{}' CREATEDB", self.password);
         sqlx::raw_sql(AssertSqlSafe(create_role))
             .execute(&mut admin)
             .await
             .map_err(sql_error(format!("creating role {ROLE}")))?;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE DATABASE {TEMPLATE} OWNER {ROLE}"
-        )))
-        .execute(&mut admin)
-        .await
-        .map_err(sql_error(format!("creating database {TEMPLATE}")))?;
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE} OWNER {ROLE}")))
+            .execute(&mut admin)
+            .await
+            .map_err(sql_error(format!("creating database {TEMPLATE}")))?;
         let _ = admin.close().await;
         Ok(())
     }
@@ -368,9 +354,7 @@ impl PostgresServer {
         )))
         .execute(&mut admin)
         .await
-        .map_err(sql_error(format!(
-            "CREATE DATABASE {name} TEMPLATE {TEMPLATE}"
-        )))?;
+        .map_err(sql_error(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")))?;
         let created_in = started.elapsed();
         let _ = admin.close().await;
         Ok(Database {
@@ -541,10 +525,7 @@ fn children_of(parent: u32) -> Vec<u32> {
             let Some((_, rest)) = stat.rsplit_once(')') else {
                 return false;
             };
-            rest.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u32>().ok())
-                == Some(parent)
+            rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)
         })
         .collect()
 }
@@ -687,9 +668,7 @@ async fn find_binaries(search_dirs: Option<&[PathBuf]>) -> Result<Binaries, Post
             return Ok(Binaries { initdb, postgres });
         }
     }
-    Err(PostgresError::NotInstalled {
-        searched: candidates,
-    })
+    Err(PostgresError::NotInstalled { searched: candidates })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -758,33 +737,22 @@ struct Finished {
 
 /// Run `command` in its own process group (registered with the reaper) and wait, bounded by
 /// `ceiling`, for it to exit. On timeout the group is killed.
-async fn run_bounded(
-    mut command: Command,
-    what: &str,
-    ceiling: Duration,
-) -> Result<Finished, String> {
+async fn run_bounded(mut command: Command, what: &str, ceiling: Duration) -> Result<Finished, String> {
     command.process_group(0);
-    let child = command
-        .spawn()
-        .map_err(|err| format!("cannot run {what}: {err}"))?;
+    let child = command.spawn().map_err(|err| format!("cannot run {what}: {err}"))?;
     let _ticket = reaper::register_group(child.id() as i32, Signal::SIGKILL);
     let mut group = Group { child, _ticket };
     let child = &mut group.child;
-    let waited = poll::wait_for(
-        format!("{what} to finish"),
-        ceiling,
-        timeouts::POLL_INTERVAL,
-        || {
-            let seen = child.try_wait();
-            async move {
-                match seen {
-                    Ok(Some(status)) => Poll::Ready(status),
-                    Ok(None) => Poll::NotYet("still running".into()),
-                    Err(err) => Poll::Abort(format!("cannot wait for it: {err}")),
-                }
+    let waited = poll::wait_for(format!("{what} to finish"), ceiling, timeouts::POLL_INTERVAL, || {
+        let seen = child.try_wait();
+        async move {
+            match seen {
+                Ok(Some(status)) => Poll::Ready(status),
+                Ok(None) => Poll::NotYet("still running".into()),
+                Err(err) => Poll::Abort(format!("cannot wait for it: {err}")),
             }
-        },
-    )
+        }
+    })
     .await
     .map_err(|err| err.to_string())?;
     Ok(Finished {
@@ -827,15 +795,9 @@ fn server_command(program: &Path, root: &Path, run_as: Option<RunAs>) -> Command
     command
 }
 
-async fn initdb(
-    binaries: &Binaries,
-    root: &Path,
-    data: &Path,
-    run_as: Option<RunAs>,
-) -> Result<(), PostgresError> {
+async fn initdb(binaries: &Binaries, root: &Path, data: &Path, run_as: Option<RunAs>) -> Result<(), PostgresError> {
     let log_path = root.join("initdb.log");
-    let log =
-        File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
+    let log = File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
     let log_err = log
         .try_clone()
         .map_err(io_error(format!("duplicate {}", log_path.display())))?;
@@ -888,8 +850,7 @@ async fn launch(
     run_as: Option<RunAs>,
 ) -> Result<Launch, PostgresError> {
     let log_path = root.join("postgres.log");
-    let log =
-        File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
+    let log = File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
     let log_err = log
         .try_clone()
         .map_err(io_error(format!("duplicate {}", log_path.display())))?;
@@ -1027,9 +988,7 @@ fn random_password(len: usize) -> Result<String, PostgresError> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        urandom
-            .read_exact(&mut buf)
-            .map_err(io_error("read /dev/urandom"))?;
+        urandom.read_exact(&mut buf).map_err(io_error("read /dev/urandom"))?;
         // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
         for &b in buf.iter().filter(|&&b| b < 248) {
             if out.len() == len {

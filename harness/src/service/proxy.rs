@@ -110,12 +110,7 @@ impl FaultProxy {
             resets: 0,
         });
         let counters = Arc::new(Counters::default());
-        let accept_loop = tokio::spawn(accept_loop(
-            listener,
-            upstream,
-            control.subscribe(),
-            counters.clone(),
-        ));
+        let accept_loop = tokio::spawn(accept_loop(listener, upstream, control.subscribe(), counters.clone()));
         Ok(FaultProxy {
             addr,
             upstream,
@@ -148,8 +143,7 @@ impl FaultProxy {
     /// Forward again: new connections reach the upstream, and connections held by a blackhole
     /// resume. Connections already reset stay reset.
     pub fn restore(&self) {
-        self.control
-            .send_modify(|control| control.mode = ProxyMode::Forwarding);
+        self.control.send_modify(|control| control.mode = ProxyMode::Forwarding);
     }
 
     /// The current mode and the counters.
@@ -270,10 +264,7 @@ enum Outcome {
 
 /// Wait until the proxy forwards; `false` if the proxy is gone.
 async fn until_forwarding(control: &mut watch::Receiver<Control>) -> bool {
-    control
-        .wait_for(|c| c.mode == ProxyMode::Forwarding)
-        .await
-        .is_ok()
+    control.wait_for(|c| c.mode == ProxyMode::Forwarding).await.is_ok()
 }
 
 async fn forward(

@@ -22,7 +22,11 @@ impl SqliteFile {
         let dir = tempfile::Builder::new().prefix("conform-sqlite-").tempdir()?;
         let path = dir.path().join("conform.db");
         let ticket = crate::reaper::register_dir(dir.path());
-        Ok(SqliteFile { dir, path, _reaper: ticket })
+        Ok(SqliteFile {
+            dir,
+            path,
+            _reaper: ticket,
+        })
     }
 
     /// The database file's absolute path.
@@ -37,7 +41,9 @@ impl SqliteFile {
 
     /// Open the file read-only for inspection.
     pub async fn connect(&self) -> Result<sqlx::SqliteConnection, sqlx::Error> {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.path).read_only(true);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&self.path)
+            .read_only(true);
         sqlx::SqliteConnection::connect_with(&opts).await
     }
 }

@@ -30,10 +30,19 @@ impl HttpStub {
         let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: Uri| {
             let (routes, hits) = (r.clone(), h.clone());
             async move {
-                hits.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{method} {uri}"));
-                let answer = routes.lock().unwrap_or_else(|p| p.into_inner()).get(uri.path()).cloned();
+                hits.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{method} {uri}"));
+                let answer = routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(uri.path())
+                    .cloned();
                 match answer {
-                    Some((status, body)) => (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body),
+                    Some((status, body)) => (
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                        body,
+                    ),
                     None => (StatusCode::NOT_FOUND, String::new()),
                 }
             }
@@ -41,7 +50,12 @@ impl HttpStub {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(HttpStub { addr, routes, hits, task })
+        Ok(HttpStub {
+            addr,
+            routes,
+            hits,
+            task,
+        })
     }
 
     /// The stub's address.
@@ -56,7 +70,10 @@ impl HttpStub {
 
     /// Make `path` answer `status` with `body` from now on.
     pub fn set(&self, path: &str, status: u16, body: &str) {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), (status, body.to_string()));
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_string(), (status, body.to_string()));
     }
 
     /// Every request received so far, as `METHOD /path?query`.
