@@ -12,15 +12,20 @@ pub mod profile;
 pub mod run;
 pub mod services;
 
+pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod port;
+pub mod shutdown;
+pub mod tracing;
 
 use clause::Clause;
 use profile::Framework;
 
 /// Every clause, in catalogue order: GoFastr's areas, then GoFr's.
 pub fn registry() -> Vec<Clause> {
-    let mut all: Vec<Clause> = [port::clauses(), health::clauses()].into_iter().flatten().collect();
+    let areas = [port::clauses(), config::clauses(), shutdown::clauses(), health::clauses(), metrics::clauses(), tracing::clauses()];
+    let mut all: Vec<Clause> = areas.into_iter().flatten().collect();
     all.sort_by_key(|c| c.framework);
     all
 }
