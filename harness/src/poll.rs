@@ -63,6 +63,10 @@ impl PollError {
 ///
 /// `check` is always called at least once, and once more at the ceiling, so a condition that
 /// becomes true just as time runs out is still seen.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "this is the pacing of the polled condition itself"
+)]
 pub async fn wait_for<T, F, Fut>(
     what: impl Into<String>,
     ceiling: Duration,

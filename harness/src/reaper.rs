@@ -69,6 +69,10 @@ const POLITE_GRACE: Duration = Duration::from_secs(5);
 /// Groups registered with a polite signal get it first and up to [`POLITE_GRACE`] to exit;
 /// then every group, polite or not, gets SIGKILL. Directories go last, so that no process is
 /// still writing into a directory being removed. Returns how many resources were reaped.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a bounded poll of process-group existence in the signal thread, which has no runtime to await on"
+)]
 pub fn reap_all() -> usize {
     let resources: Vec<Resource> = std::mem::take(&mut *lock()).into_values().rev().collect();
     let groups: Vec<(i32, Signal)> = resources

@@ -4,6 +4,7 @@
 //! the real OpenTelemetry Go SDK (the same exporters the candidates use), built once per test
 //! binary. OTLP/JSON has no Go exporter, so those cases post a body written from the spec with
 //! reqwest. Everything is loopback. Go is required: without it these tests fail, they never skip.
+#![allow(clippy::disallowed_methods)] // The test builds and runs the Go exporter fixture itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -497,6 +497,7 @@ async fn worktree_remaps_port(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 /// Make `cwd` a linked worktree of a fresh repository created beside it.
+#[expect(clippy::disallowed_methods, reason = "git prepares the worktree fixture; it is not a candidate")]
 fn linked_worktree(root: &std::path::Path, cwd: &std::path::Path) -> Result<(), Failure> {
     let repo = root.join("repo");
     let git = |args: &[&str], dir: &std::path::Path| -> Result<(), Failure> {

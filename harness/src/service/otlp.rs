@@ -283,10 +283,31 @@ pub struct ExportRecord {
     /// How many spans the request carried (0 when it could not be decoded).
     pub span_count: usize,
     /// Request headers (HTTP) or metadata (gRPC), names lowercased, repeated values joined with
-    /// `", "`. Recorded verbatim, `authorization` included: redact before publishing.
+    /// `", "`. Kept verbatim for scenarios to compare; serialized (into evidence and reports) with
+    /// `authorization` and secret-named values redacted.
+    #[serde(serialize_with = "redacted_headers")]
     pub headers: BTreeMap<String, String>,
     /// Why the request was rejected, if it was.
     pub error: Option<String>,
+}
+
+/// Serialize headers with credentials redacted: they go into reports.
+fn redacted_headers<S: serde::Serializer>(headers: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    let shown: BTreeMap<&String, String> = headers
+        .iter()
+        .map(|(k, v)| {
+            let secret = k == "authorization" || crate::redact::is_secret_name(k);
+            (
+                k,
+                if secret {
+                    crate::redact::REDACTED.to_string()
+                } else {
+                    crate::redact::text(v)
+                },
+            )
+        })
+        .collect();
+    serde::Serialize::serialize(&shown, s)
 }
 
 /// Everything received, behind one lock so spans, records and subscribers stay in one order.
@@ -713,6 +734,30 @@ async fn http_export(State(shared): State<Shared>, headers: HeaderMap, body: Byt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serialized_export_records_redact_credentials() {
+        let record = ExportRecord {
+            transport: Transport::Grpc,
+            content_type: "application/grpc".into(),
+            content_encoding: None,
+            span_count: 1,
+            headers: [
+                ("authorization".to_string(), "Bearer abc".to_string()),
+                ("x-team".to_string(), "core".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            error: None,
+        };
+        assert_eq!(
+            record.headers["authorization"], "Bearer abc",
+            "kept verbatim for scenarios"
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["headers"]["authorization"], crate::redact::REDACTED);
+        assert_eq!(json["headers"]["x-team"], "core");
+    }
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, InstrumentationScope, KeyValueList};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};

@@ -242,7 +242,7 @@ impl PostgresServer {
         initdb(&binaries, &root, &data, run_as).await?;
         let initdb_time = initdb_started.elapsed();
 
-        let password = random_password(24)?;
+        let password = crate::redact::new_secret(24).map_err(io_error("read /dev/urandom for the role password"))?;
         let mut last_tail = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = ports::free_port().map_err(io_error("find a free loopback port"))?;
@@ -278,7 +278,7 @@ impl PostgresServer {
     /// Create the `conform` role and the template database, as superuser over the unix socket.
     async fn bootstrap(&self) -> Result<(), PostgresError> {
         let mut admin = self.superuser().await?;
-        // The password is alphanumeric (see `random_password`), so it needs no quoting.
+        // The password is alphanumeric (see `redact::new_secret`), so it needs no quoting.
         let create_role = format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{}' CREATEDB", self.password);
         sqlx::raw_sql(AssertSqlSafe(create_role))
             .execute(&mut admin)
@@ -469,6 +469,10 @@ impl Drop for Postmaster {
 /// see `dynamic_shared_memory_type=mmap` in [`launch`], so it goes with the directory.)
 ///
 /// Also cleans up after a postmaster that died by itself; harmless after a clean exit.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "ipcrm removes the shared memory a killed server left behind"
+)]
 fn kill_postmaster(child: &mut Child, data: &Path) {
     let pid = child.id();
     if let Ok(None) = child.try_wait() {
@@ -710,6 +714,10 @@ async fn default_search_dirs() -> Vec<PathBuf> {
 }
 
 /// `pg_config --bindir`, if `pg_config` is on `PATH` and answers within the ceiling.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "pg_config is a read-only lookup of the install layout"
+)]
 async fn pg_config_bindir() -> Option<PathBuf> {
     let mut command = Command::new("pg_config");
     command
@@ -779,6 +787,10 @@ impl Drop for Group {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the server runs as its own tool with a chosen environment, recorded in the server log"
+)]
 fn server_command(program: &Path, root: &Path, run_as: Option<RunAs>) -> Command {
     let mut command = Command::new(program);
     command
@@ -978,24 +990,4 @@ fn log_tail(path: &Path) -> String {
     } else {
         text.trim_end().to_string()
     }
-}
-
-/// `len` random ASCII letters and digits from the kernel's generator. Alphanumeric so that it
-/// needs no quoting in SQL or escaping in a URL.
-fn random_password(len: usize) -> Result<String, PostgresError> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut urandom = File::open("/dev/urandom").map_err(io_error("open /dev/urandom"))?;
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        urandom.read_exact(&mut buf).map_err(io_error("read /dev/urandom"))?;
-        // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
-        for &b in buf.iter().filter(|&&b| b < 248) {
-            if out.len() == len {
-                break;
-            }
-            out.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
-        }
-    }
-    Ok(out)
 }
