@@ -224,6 +224,14 @@ async fn wait_port(app: &mut App, port: u16) -> String {
     }
 }
 
+/// "exited: <status>" or "still running, listening on [...]", for notes.
+fn process_state(app: &mut App) -> Result<String, Failure> {
+    Ok(match app.running.try_exit()? {
+        Some(exit) => format!("exited: {}", exit.status),
+        None => format!("still running, listening on [{}]", fmt_sockets(&app.running.listening().unwrap_or_default())),
+    })
+}
+
 fn fmt_sockets(sockets: &[ListenSocket]) -> String {
     sockets.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -681,15 +689,7 @@ async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
         "missing CERT_FILE: first stderr line",
         line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()),
     );
-    let exit = app.running.try_exit()?;
-    let sockets = app.running.listening().unwrap_or_default();
-    cx.note(
-        "missing CERT_FILE: afterwards",
-        match exit {
-            Some(e) => format!("exited: {}", e.status),
-            None => format!("still running, listening on [{}]", fmt_sockets(&sockets)),
-        },
-    );
+    cx.note("missing CERT_FILE: afterwards", process_state(&mut app)?);
     Ok(())
 }
 
@@ -736,14 +736,6 @@ async fn gofr_unbindable_port(cx: &mut Cx) -> Result<(), Failure> {
         })
         .await;
     cx.note("log", line.map(|l| l.plain()).unwrap_or_else(|e| e.to_string()));
-    let still = app.running.try_exit()?;
-    let sockets = app.running.listening().unwrap_or_default();
-    cx.note(
-        "afterwards",
-        match still {
-            Some(exit) => format!("exited: {}", exit.status),
-            None => format!("still running, listening on [{}]", fmt_sockets(&sockets)),
-        },
-    );
+    cx.note("afterwards", process_state(&mut app)?);
     Ok(())
 }

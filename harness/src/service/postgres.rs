@@ -383,21 +383,10 @@ impl PostgresServer {
             }
             Ok(None) => {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
-                let child = &mut self.postmaster.child;
-                let waited = poll::wait_for(
+                let waited = wait_exit(
+                    &mut self.postmaster.child,
                     format!("Postgres (pid {pid}) to exit after SIGINT"),
                     timeouts::SERVICE_STOP,
-                    timeouts::POLL_INTERVAL,
-                    || {
-                        let seen = child.try_wait();
-                        async move {
-                            match seen {
-                                Ok(Some(status)) => Poll::Ready(status),
-                                Ok(None) => Poll::NotYet("still running".into()),
-                                Err(err) => Poll::Abort(format!("cannot wait for it: {err}")),
-                            }
-                        }
-                    },
                 )
                 .await;
                 if let Err(err) = waited {
@@ -791,6 +780,21 @@ impl Drop for Group {
     clippy::disallowed_methods,
     reason = "the server runs as its own tool with a chosen environment, recorded in the server log"
 )]
+/// Wait (polled, bounded by `ceiling`) for `child` to exit.
+async fn wait_exit(child: &mut Child, what: String, ceiling: Duration) -> Result<ExitStatus, PollError> {
+    poll::wait_for(what, ceiling, timeouts::POLL_INTERVAL, || {
+        let seen = child.try_wait();
+        async move {
+            match seen {
+                Ok(Some(status)) => Poll::Ready(status),
+                Ok(None) => Poll::NotYet("still running".into()),
+                Err(err) => Poll::Abort(format!("cannot wait for it: {err}")),
+            }
+        }
+    })
+    .await
+}
+
 fn server_command(program: &Path, root: &Path, run_as: Option<RunAs>) -> Command {
     let mut command = Command::new(program);
     command
