@@ -739,19 +739,9 @@ async fn run_bounded(mut command: Command, what: &str, ceiling: Duration) -> Res
     let child = command.spawn().map_err(|err| format!("cannot run {what}: {err}"))?;
     let _ticket = reaper::register_group(child.id() as i32, Signal::SIGKILL);
     let mut group = Group { child, _ticket };
-    let child = &mut group.child;
-    let waited = poll::wait_for(format!("{what} to finish"), ceiling, timeouts::POLL_INTERVAL, || {
-        let seen = child.try_wait();
-        async move {
-            match seen {
-                Ok(Some(status)) => Poll::Ready(status),
-                Ok(None) => Poll::NotYet("still running".into()),
-                Err(err) => Poll::Abort(format!("cannot wait for it: {err}")),
-            }
-        }
-    })
-    .await
-    .map_err(|err| err.to_string())?;
+    let waited = wait_exit(&mut group.child, format!("{what} to finish"), ceiling)
+        .await
+        .map_err(|err| err.to_string())?;
     Ok(Finished {
         status: waited,
         stdout: group.child.stdout.take(),
@@ -776,10 +766,6 @@ impl Drop for Group {
     }
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the server runs as its own tool with a chosen environment, recorded in the server log"
-)]
 /// Wait (polled, bounded by `ceiling`) for `child` to exit.
 async fn wait_exit(child: &mut Child, what: String, ceiling: Duration) -> Result<ExitStatus, PollError> {
     poll::wait_for(what, ceiling, timeouts::POLL_INTERVAL, || {
@@ -795,6 +781,10 @@ async fn wait_exit(child: &mut Child, what: String, ceiling: Duration) -> Result
     .await
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the server runs as its own tool with a chosen environment, recorded in the server log"
+)]
 fn server_command(program: &Path, root: &Path, run_as: Option<RunAs>) -> Command {
     let mut command = Command::new(program);
     command
