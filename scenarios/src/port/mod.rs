@@ -1,0 +1,164 @@
+//! PORT: which address a candidate listens on, and how it reads its port configuration.
+//!
+//! "Listens on all interfaces" is judged from the bound address of the candidate's listening
+//! socket (read from `/proc`), never by connecting to a non-loopback address; the liveness probe
+//! on loopback proves the socket serves. Where a documented default port is checked (8080, 8000,
+//! 2121), the port comes from the profile and a port already taken on the machine is a harness
+//! error, not a verdict.
+//!
+//! `mod.rs` holds what both frameworks share (socket inspection, the generic "listens on every
+//! interface" and "documented default" scenarios); `gofastr.rs` and `gofr.rs` hold each
+//! catalogue's own clauses.
+
+mod gofastr;
+mod gofr;
+
+use std::net::TcpListener;
+
+use harness::poll::Poll;
+use harness::sockets::{ListenSocket, Reach};
+use harness::timeouts;
+use harness::verdict::Failure;
+
+use crate::clause::Clause;
+use crate::cx::{App, Cx, Db};
+
+/// The PORT clauses of both catalogues.
+pub fn clauses() -> Vec<Clause> {
+    let mut all = gofastr::clauses();
+    all.extend(gofr::clauses());
+    all
+}
+
+/// Start the app and wait until it listens, returning its sockets (or the boot failure).
+async fn listening_sockets(cx: &mut Cx, app: &mut App) -> Result<Vec<ListenSocket>, Failure> {
+    match app.running.wait_listening(timeouts::boot()).await {
+        Ok(sockets) => {
+            cx.note("listening", fmt_sockets(&sockets));
+            Ok(sockets)
+        }
+        Err(err) => Err(Failure::violation("the candidate boots and listens", err.to_string())),
+    }
+}
+
+/// Wait until the app listens on `port`; describe what it listens on either way (for notes).
+async fn wait_port(app: &mut App, port: u16) -> String {
+    let pid = app.running.pid();
+    let waited = app
+        .running
+        .wait_until(&format!("a listener on port {port}"), timeouts::boot(), || async move {
+            match harness::sockets::listening(pid) {
+                Ok(s) if s.iter().any(|s| s.port() == port) => Poll::Ready(s),
+                Ok(s) => Poll::NotYet(format!("listening on [{}]", fmt_sockets(&s))),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        })
+        .await;
+    match waited {
+        Ok(sockets) => format!("listening on {}", fmt_sockets(&sockets)),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// "exited: <status>" or "still running, listening on [...]", for notes.
+fn process_state(app: &mut App) -> Result<String, Failure> {
+    Ok(match app.running.try_exit()? {
+        Some(exit) => format!("exited: {}", exit.status),
+        None => format!(
+            "still running, listening on [{}]",
+            fmt_sockets(&app.running.listening().unwrap_or_default())
+        ),
+    })
+}
+
+fn fmt_sockets(sockets: &[ListenSocket]) -> String {
+    sockets.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Expect a socket on `port` with `reach`.
+fn expect_reach(sockets: &[ListenSocket], port: u16, reach: Reach, why: &str) -> Result<(), Failure> {
+    let on_port: Vec<&ListenSocket> = sockets.iter().filter(|s| s.port() == port).collect();
+    let expected = match reach {
+        Reach::AllInterfaces => format!("{why}: a socket on port {port} bound to every interface (0.0.0.0 or [::])"),
+        Reach::LoopbackOnly => format!("{why}: a socket on port {port} bound to loopback only"),
+        Reach::Specific => format!("{why}: a socket on port {port} bound to one address"),
+    };
+    if on_port.is_empty() {
+        return Err(Failure::violation(
+            expected,
+            format!("nothing on port {port}; listening on {}", fmt_sockets(sockets)),
+        ));
+    }
+    if on_port.iter().all(|s| s.reach() == reach) {
+        Ok(())
+    } else {
+        Err(Failure::violation(
+            expected,
+            format!(
+                "bound to {}",
+                on_port.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    }
+}
+
+/// A documented default port must be free on this machine for the check to mean anything.
+fn require_free(port: u16) -> Result<(), Failure> {
+    TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(|e| {
+        Failure::harness(format!(
+            "port {port} (the documented default) is not free on this machine ({e}); cannot check the default"
+        ))
+    })
+}
+
+async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
+    let db = cx.database(Db::Sqlite).await?;
+    let mut app = cx.boot(Some(&db)).await?;
+    let port = app.port.expect("spec sets a port");
+    cx.note(cx.profile().port_env, port);
+    let sockets = listening_sockets(cx, &mut app).await?;
+    expect_reach(
+        &sockets,
+        port,
+        Reach::AllInterfaces,
+        &format!("{}={port}", cx.profile().port_env),
+    )
+}
+
+async fn default_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
+    let default = cx.profile().default_port;
+    require_free(default)?;
+    let db = cx.database(Db::Sqlite).await?;
+    let port_env = cx.profile().port_env;
+    let mut spec = cx.spec(Some(&db))?;
+    spec.unset(port_env);
+    spec.port = Some(default);
+    let mut app = cx.start(spec)?;
+    cx.wait_live(&mut app).await?;
+    let sockets = listening_sockets(cx, &mut app).await?;
+    // The default port is reused by the next boot of the same clause: wait until it is free.
+    cx.kill(&mut app).await?;
+    expect_reach(&sockets, default, Reach::AllInterfaces, &format!("{port_env} unset"))
+}
+
+async fn explicit_address_is_verbatim(cx: &mut Cx) -> Result<(), Failure> {
+    let db = cx.database(Db::Sqlite).await?;
+    let port_env = cx.profile().port_env;
+    for (template, reach) in [
+        ("127.0.0.1:{port}", Reach::LoopbackOnly),
+        (":{port}", Reach::AllInterfaces),
+    ] {
+        let mut app = cx
+            .boot_with(Some(&db), |spec| {
+                let port = spec.port.expect("spec sets a port");
+                spec.set(port_env, template.replace("{port}", &port.to_string()));
+                Ok(())
+            })
+            .await?;
+        let port = app.port.expect("spec sets a port");
+        cx.note(port_env, template.replace("{port}", &port.to_string()));
+        let sockets = listening_sockets(cx, &mut app).await?;
+        expect_reach(&sockets, port, reach, &format!("{port_env}={template}"))?;
+    }
+    Ok(())
+}
