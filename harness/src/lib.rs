@@ -14,6 +14,7 @@ pub mod output;
 pub mod poll;
 pub mod ports;
 pub mod probe;
+pub mod prometheus;
 pub mod process;
 pub mod reaper;
 pub mod redact;

@@ -81,10 +81,20 @@ pub struct Knobs {
     pub auth_dev_mode_env: Option<String>,
     /// The environment variable mapped to the app's shutdown timeout (a Go duration).
     pub shutdown_timeout_env: Option<String>,
+    /// The environment variable mapped to the app's per-request timeout (a Go duration).
+    pub request_timeout_env: Option<String>,
+    /// The environment variable that makes the app's startup hook fail (`1`).
+    pub fail_on_start_env: Option<String>,
     /// The `-X` link target selecting the entity schema version (`v1`, `v2`).
     pub schema_variant_var: Option<String>,
     /// Prefix of the line the app prints on stdout once listening, followed by the address.
     pub ready_line_prefix: Option<String>,
+    /// A route with one path parameter, written as its template (`/items/{id}`); scenarios fill
+    /// in the parameter and expect the template in route-labelled metrics.
+    pub param_endpoint: Option<String>,
+    /// An endpoint that records the app's custom metrics once per request (GoFr: the
+    /// `conformance_*` instruments of the reference candidate, see its README).
+    pub custom_metrics_endpoint: Option<String>,
 }
 
 /// Why a manifest could not be loaded.

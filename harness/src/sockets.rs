@@ -81,6 +81,29 @@ pub fn listening(pid: u32) -> std::io::Result<Vec<ListenSocket>> {
     Ok(found.into_iter().collect())
 }
 
+/// The TCP state code for ESTABLISHED in `/proc/net/tcp`.
+const TCP_ESTABLISHED: &str = "01";
+
+/// How many ESTABLISHED connections `pid` holds on its local port `port`: connections it has
+/// accepted there (a connection still waiting in the listen backlog has no descriptor in the
+/// process yet, so it is not counted). Drain scenarios use it as "the requests are in flight".
+pub fn established(pid: u32, port: u16) -> std::io::Result<usize> {
+    let inodes = socket_inodes(pid)?;
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let text = match std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        count += parse_table(&text)
+            .iter()
+            .filter(|e| e.state == TCP_ESTABLISHED && e.local.port() == port && inodes.contains(&e.inode))
+            .count();
+    }
+    Ok(count)
+}
+
 /// Inodes of the sockets among `pid`'s open file descriptors.
 fn socket_inodes(pid: u32) -> std::io::Result<BTreeSet<u64>> {
     let mut inodes = BTreeSet::new();
@@ -171,6 +194,18 @@ mod tests {
         assert_eq!(reach("[::1]:1"), Reach::LoopbackOnly);
         assert_eq!(reach("[::ffff:127.0.0.1]:1"), Reach::LoopbackOnly);
         assert_eq!(reach("10.0.0.5:1"), Reach::Specific);
+    }
+
+    #[test]
+    fn counts_accepted_connections() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // The client socket is ours too, but its local port is ephemeral: only the accepted
+        // end has `port` as its local port.
+        assert_eq!(established(std::process::id(), port).unwrap(), 0);
+        let (_accepted, _) = listener.accept().unwrap();
+        assert_eq!(established(std::process::id(), port).unwrap(), 1);
     }
 
     #[test]

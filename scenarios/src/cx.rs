@@ -388,7 +388,7 @@ impl Cx {
 
     /// `GET` a path at a loopback address, recorded.
     pub async fn get_at(&mut self, addr: SocketAddr, path: &str) -> Result<Exchange, Failure> {
-        self.send("GET", addr, path, &[]).await
+        self.send("GET", addr, path, &[], None).await
     }
 
     /// Send a request, recorded.
@@ -398,8 +398,9 @@ impl Cx {
         addr: SocketAddr,
         path: &str,
         headers: &[(&str, &str)],
+        body: Option<String>,
     ) -> Result<Exchange, Failure> {
-        let exchange = self.http.send(method, addr, path, headers, None).await?;
+        let exchange = self.http.send(method, addr, path, headers, body).await?;
         self.evidence.exchanges.push(exchange.clone());
         Ok(exchange)
     }
@@ -433,6 +434,36 @@ impl Cx {
             });
         }
         evidence
+    }
+
+    /// Loopback address of the app's metrics endpoint: the port the launch put in the profile's
+    /// metrics port variable, or the app's HTTP port when the framework serves metrics there.
+    pub fn metrics_addr(&self, app: &App) -> Result<SocketAddr, Failure> {
+        let Some(var) = self.profile().metrics_port_env else {
+            return app.addr().ok_or_else(|| Failure::harness("the app has no known port"));
+        };
+        let port = app
+            .running
+            .record()
+            .env
+            .get(var)
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| Failure::harness(format!("the launch set no usable {var}")))?;
+        Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Scrape a Prometheus endpoint at a loopback address, recorded; the whole body is parsed
+    /// (a recorded exchange keeps only the start of it).
+    pub async fn scrape(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<harness::prometheus::Scrape, Failure> {
+        let scrape = harness::prometheus::scrape(addr, path, headers).await?;
+        self.evidence.exchanges.push(scrape.exchange.clone());
+        Ok(scrape)
     }
 }
 

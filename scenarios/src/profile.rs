@@ -7,6 +7,7 @@
 //! scenario is written once and shared.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -66,6 +67,24 @@ pub enum DbTarget {
     },
 }
 
+/// The series a framework's metrics use to count HTTP requests.
+#[derive(Debug)]
+pub struct RequestMetric {
+    /// The sample counting requests: a counter, or a histogram's `_count`.
+    pub sample: &'static str,
+    /// The label carrying the matched route.
+    pub route_label: &'static str,
+    /// How a route template appears in that label; `{method}` and `{route}` are replaced.
+    pub route_format: &'static str,
+}
+
+impl RequestMetric {
+    /// The label value for a request with `method` on the route template `route`.
+    pub fn route_value(&self, method: &str, route: &str) -> String {
+        self.route_format.replace("{method}", method).replace("{route}", route)
+    }
+}
+
 /// One framework's spelling of the generic knobs.
 #[derive(Debug)]
 pub struct Profile {
@@ -91,8 +110,18 @@ pub struct Profile {
     pub default_metrics_port: Option<u16>,
     /// Path of the metrics endpoint.
     pub metrics_path: &'static str,
+    /// How the framework's own metrics count HTTP requests (the metrics scenarios read it).
+    pub request_metric: RequestMetric,
     /// Variables always set for a hermetic run (each with the reason in the profile's source).
     pub base_env: &'static [(&'static str, &'static str)],
+    /// The variable the framework itself reads for its shutdown deadline (a Go duration), if it
+    /// has one; a framework without one is reached through the candidate's `shutdown_timeout_env`
+    /// knob instead.
+    pub shutdown_timeout_env: Option<&'static str>,
+    /// The documented default shutdown deadline.
+    pub default_shutdown_timeout: Duration,
+    /// Text of the log line the framework writes when a shutdown signal starts the drain.
+    pub shutdown_log: &'static str,
 }
 
 impl Profile {
@@ -159,11 +188,23 @@ pub static GOFASTR: Profile = Profile {
     metrics_port_env: None,
     default_metrics_port: None,
     metrics_path: "/metrics",
+    // observability.md › What is recorded: `http_requests_total{method,route,status}`, `route`
+    // being the ServeMux pattern (`GET /api/v1/posts/{id}`).
+    request_metric: RequestMetric {
+        sample: "http_requests_total",
+        route_label: "route",
+        route_format: "{method} {route}",
+    },
     base_env: &[
         // App.Start remaps the port inside a linked git worktree (isolation.md); the harness
         // runs from temp dirs, and this makes that explicit. GF-PORT-7 removes it on purpose.
         ("GOFASTR_ISOLATION", "off"),
     ],
+    // AppConfig.ShutdownTimeout is code, not env: the candidate maps its knob onto it.
+    shutdown_timeout_env: None,
+    // deploy.md › TLS & graceful shutdown: "AppConfig.ShutdownTimeout (default 15s) caps it".
+    default_shutdown_timeout: Duration::from_secs(15),
+    shutdown_log: "shutdown signal received; draining",
 };
 
 /// GoFr: `HTTP_PORT` and `METRICS_PORT`, `DB_DIALECT` + `DB_*`, `/.well-known/*` probes,
@@ -182,6 +223,13 @@ pub static GOFR: Profile = Profile {
     // configs reference › App: METRICS_PORT default 2121.
     default_metrics_port: Some(2121),
     metrics_path: "/metrics",
+    // production-prometheus-kubernetes › What /metrics looks like: the `app_http_response`
+    // histogram, labels `path`, `method`, `status`; its `_count` counts requests.
+    request_metric: RequestMetric {
+        sample: "app_http_response_count",
+        route_label: "path",
+        route_format: "{route}",
+    },
     base_env: &[
         // Without it GoFr posts to gofr.dev at boot and at shutdown, and the shutdown ping runs
         // before the drain (catalogue D-6). conform never sends traffic off the machine.
@@ -189,4 +237,10 @@ pub static GOFR: Profile = Profile {
         // Span export every 200 ms instead of 5 s, so tracing scenarios wait less.
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
     ],
+    // guides/graceful-shutdown FAQ: "configurable via the SHUTDOWN_GRACE_PERIOD env var".
+    shutdown_timeout_env: Some("SHUTDOWN_GRACE_PERIOD"),
+    // guides/graceful-shutdown FAQ: "What is the default SHUTDOWN_GRACE_PERIOD? 30 seconds."
+    default_shutdown_timeout: Duration::from_secs(30),
+    // guides/graceful-shutdown › Verification: "Shutting down server with a timeout of 30s".
+    shutdown_log: "Shutting down server with a timeout of",
 };
