@@ -311,37 +311,49 @@ impl Candidate {
     }
 
     fn classify_failure(&self, command: String, output: &str) -> BuildError {
-        let module = &self.manifest.framework_module;
-        let refusal = [
-            "403 Forbidden",
-            "404 Not Found",
-            "410 Gone",
-            "not permitted",
-            "not available",
-            "no such host",
-        ];
-        let line = output
-            .lines()
-            .find(|l| l.contains(module.as_str()) && refusal.iter().any(|r| l.contains(r)));
-        if let Some(line) = line {
-            return BuildError::ModuleNotServed {
-                candidate: self.name().into(),
-                module: module.clone(),
-                version: self.manifest.framework_version.clone(),
-                detail: line.trim().to_string(),
-            };
-        }
-        let tail: Vec<&str> = output.lines().rev().take(30).collect();
-        BuildError::Failed {
-            candidate: self.name().into(),
+        classify_go_failure(
+            self.name(),
+            &self.manifest.framework_module,
+            &self.manifest.framework_version,
             command,
-            output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        }
+            output,
+        )
+    }
+}
+
+/// Classify a failed `go build` or `go install` of something that needs `module@version`: the
+/// proxy refusing that module is [`BuildError::ModuleNotServed`] (a fact about the machine),
+/// anything else is [`BuildError::Failed`] with the last lines of Go's output.
+pub(crate) fn classify_go_failure(name: &str, module: &str, version: &str, command: String, output: &str) -> BuildError {
+    let refusal = [
+        "403 Forbidden",
+        "404 Not Found",
+        "410 Gone",
+        "not permitted",
+        "not available",
+        "no such host",
+    ];
+    let line = output
+        .lines()
+        .find(|l| l.contains(module) && refusal.iter().any(|r| l.contains(r)));
+    if let Some(line) = line {
+        return BuildError::ModuleNotServed {
+            candidate: name.into(),
+            module: module.into(),
+            version: version.into(),
+            detail: line.trim().to_string(),
+        };
+    }
+    let tail: Vec<&str> = output.lines().rev().take(30).collect();
+    BuildError::Failed {
+        candidate: name.into(),
+        command,
+        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
     }
 }
 
 /// `go version` output, e.g. `go version go1.26.8 linux/amd64`.
-fn go_version() -> Result<String, String> {
+pub(crate) fn go_version() -> Result<String, String> {
     let out = process::go_command(Path::new("."))
         .arg("version")
         .output()

@@ -8,7 +8,9 @@
 #![warn(missing_docs)]
 
 pub mod candidate;
+pub mod elf;
 pub mod evidence;
+pub mod jwks;
 pub mod manifest;
 pub mod output;
 pub mod poll;
@@ -24,5 +26,6 @@ pub mod service;
 pub mod sockets;
 pub mod timeouts;
 pub mod tls;
+pub mod tool;
 pub mod verdict;
 pub mod workdir;

@@ -95,6 +95,14 @@ pub struct Knobs {
     /// An endpoint that records the app's custom metrics once per request (GoFr: the
     /// `conformance_*` instruments of the reference candidate, see its README).
     pub custom_metrics_endpoint: Option<String>,
+    /// The environment variable (`=1`) that keeps the app from installing its own tracer
+    /// provider while the `OTEL_EXPORTER_OTLP_*` variables still point at a collector (GoFastr:
+    /// the framework alone must export nothing).
+    pub tracer_off_env: Option<String>,
+    /// An endpoint whose handler logs, through the request context's logger and in this order,
+    /// `conformance-log` (INFO), `conformance-debug` (DEBUG), `conformance-warn` (WARN) and
+    /// `conformance-error` (ERROR) (GoFr's logging clauses).
+    pub log_endpoint: Option<String>,
 }
 
 /// Why a manifest could not be loaded.

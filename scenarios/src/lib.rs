@@ -12,21 +12,57 @@ pub mod profile;
 pub mod run;
 pub mod services;
 
+pub mod auth;
+pub mod binary;
+pub mod cli;
 pub mod config;
+pub mod headers;
 pub mod health;
+pub mod http_behaviour;
+pub mod logging;
 pub mod metrics;
+pub mod migration;
 pub mod port;
 pub mod shutdown;
+pub mod sql;
 pub mod tracing;
 
 use clause::Clause;
 use profile::Framework;
 
-/// Every clause, in catalogue order: GoFastr's areas, then GoFr's.
+/// The areas of each catalogue, in the catalogue's own order (its section order).
+const GOFASTR_AREAS: &[&str] = &["PORT", "ENV", "AUTH", "MIG", "CLI", "SHUT", "HEALTH", "MET", "TRACE", "BIN", "DB", "HDR"];
+const GOFR_AREAS: &[&str] = &["PORT", "CFG", "SHUT", "HLTH", "MET", "TRC", "LOG", "SQL", "MIG", "AUTH", "HTTP"];
+
+/// Every clause, in catalogue order: GoFastr's areas, then GoFr's, each area in section order.
 pub fn registry() -> Vec<Clause> {
-    let areas = [port::clauses(), config::clauses(), shutdown::clauses(), health::clauses(), metrics::clauses(), tracing::clauses()];
-    let mut all: Vec<Clause> = areas.into_iter().flatten().collect();
-    all.sort_by_key(|c| c.framework);
+    let modules = [
+        port::clauses(),
+        config::clauses(),
+        auth::clauses(),
+        migration::clauses(),
+        cli::clauses(),
+        shutdown::clauses(),
+        health::clauses(),
+        metrics::clauses(),
+        tracing::clauses(),
+        binary::clauses(),
+        headers::clauses(),
+        logging::clauses(),
+        sql::clauses(),
+        http_behaviour::clauses(),
+    ];
+    let mut all: Vec<Clause> = modules.into_iter().flatten().collect();
+    let rank = |c: &Clause| {
+        let areas = match c.framework {
+            Framework::GoFastr => GOFASTR_AREAS,
+            Framework::GoFr => GOFR_AREAS,
+        };
+        let area = areas.iter().position(|a| *a == c.area).unwrap_or(areas.len());
+        (c.framework, area)
+    };
+    // Stable: within an area, clauses keep their module's order (the catalogue's numbering).
+    all.sort_by_key(rank);
     all
 }
 
@@ -38,4 +74,29 @@ pub fn clauses_for(framework: Framework) -> Vec<Clause> {
 /// The clause with this ID.
 pub fn find(id: &str) -> Option<Clause> {
     registry().into_iter().find(|c| c.id.eq_ignore_ascii_case(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn clause_ids_are_unique_and_name_their_framework_and_area() {
+        let all = registry();
+        let mut seen = BTreeSet::new();
+        for c in &all {
+            assert!(seen.insert(c.id), "{} is registered twice", c.id);
+            let mut parts = c.id.split('-');
+            let (prefix, area) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert_eq!(prefix, c.framework.profile().clause_prefix, "{}: prefix vs framework", c.id);
+            assert_eq!(area, c.area, "{}: the ID's area and the clause's area differ", c.id);
+            let areas = match c.framework {
+                Framework::GoFastr => GOFASTR_AREAS,
+                Framework::GoFr => GOFR_AREAS,
+            };
+            assert!(areas.contains(&c.area), "{}: area {} is not in the catalogue's area list", c.id, c.area);
+            assert!(!c.promise.is_empty() && !c.method.is_empty(), "{}: promise and method are required", c.id);
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod otlp;
 pub mod postgres;
 pub mod proxy;
+pub mod schema;
 pub mod sqlite;
 pub mod stub;
 

@@ -18,7 +18,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-1",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Must,
             promise: "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
             doc: DocRef {
@@ -32,7 +32,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-2",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Must,
             promise: "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
             doc: DocRef {
@@ -46,7 +46,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-3",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Must,
             promise: "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
             doc: DocRef {
@@ -60,7 +60,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-4",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Must,
             promise: "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
             doc: DocRef {
@@ -74,7 +74,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-5",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Must,
             promise: "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
             doc: DocRef {
@@ -88,7 +88,7 @@ pub(super) fn clauses() -> Vec<Clause> {
         Clause {
             id: "GR-HLTH-6",
             framework: Framework::GoFr,
-            area: "HEALTH",
+            area: "HLTH",
             level: Level::Should,
             promise: "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
             doc: DocRef {

@@ -2,12 +2,9 @@
 //! listener binding last, and the worktree port remap.
 
 use std::net::TcpListener;
-use std::time::Duration;
 
-use harness::poll::Poll;
-use harness::probe::Connect;
 use harness::verdict::{Failure, Level};
-use harness::{ports, probe, timeouts};
+use harness::{ports, timeouts};
 
 use super::*;
 use crate::check;
@@ -72,7 +69,7 @@ pub(super) fn clauses() -> Vec<Clause> {
             },
             method: "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
             needs: &[Need::Postgres],
-            check: check!(binds_after_migration_lock),
+            check: check!(crate::migration::waits_for_held_lock),
         },
         Clause {
             id: "GF-PORT-5",
@@ -117,83 +114,6 @@ pub(super) fn clauses() -> Vec<Clause> {
             check: check!(worktree_remaps_port),
         },
     ]
-}
-
-/// GoFastr's boot-migration advisory lock key (framework/migrate: AdvisoryLockKey).
-const GOFASTR_MIGRATION_LOCK: i64 = 6724469554113028193;
-
-async fn binds_after_migration_lock(cx: &mut Cx) -> Result<(), Failure> {
-    let db = cx.database(Db::Postgres).await?;
-    let crate::cx::Attached::Postgres { db: database, .. } = &db else {
-        unreachable!("asked for Postgres")
-    };
-    let mut holder = database.connect().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(GOFASTR_MIGRATION_LOCK)
-        .execute(&mut holder)
-        .await?;
-    cx.note(
-        "advisory lock",
-        format!("held by the harness in database {}", database.name),
-    );
-    let spec = cx.spec(Some(&db))?;
-    let mut app = cx.start(spec)?;
-    let port = app.port.expect("spec sets a port");
-
-    // The condition: the candidate has asked for the lock at least once (its backend's last
-    // query is the try-lock), so it is now inside the wait.
-    let watcher = std::sync::Arc::new(tokio::sync::Mutex::new(database.connect().await?));
-    let dbname = database.name.clone();
-    let seen = app
-        .running
-        .wait_until("the candidate to poll for the migration advisory lock", timeouts::boot(), || {
-            let (watcher, dbname) = (watcher.clone(), dbname.clone());
-            async move {
-                let mut conn = watcher.lock().await;
-                let query = sqlx::query_scalar::<_, String>(
-                    "SELECT query FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND query ILIKE '%advisory%lock%' LIMIT 1",
-                )
-                .bind(dbname)
-                .fetch_optional(&mut *conn)
-                .await;
-                match query {
-                    Ok(Some(q)) => Poll::Ready(q),
-                    Ok(None) => Poll::NotYet("no backend of the candidate has asked for the lock yet".into()),
-                    Err(e) => Poll::NotYet(format!("pg_stat_activity: {e}")),
-                }
-            }
-        })
-        .await;
-    let seen = match seen {
-        Ok(q) => q,
-        Err(err) => {
-            return Err(Failure::harness(format!(
-                "could not see the candidate wait for the lock: {err}"
-            )));
-        }
-    };
-    cx.note("candidate waiting", seen.trim());
-    let sockets = app.running.listening()?;
-    let connect = probe::tcp_connect(app.addr().expect("port"), Duration::from_secs(2)).await?;
-    cx.note(
-        "while waiting",
-        format!(
-            "sockets [{}], connect to port {port}: {connect:?}",
-            fmt_sockets(&sockets)
-        ),
-    );
-    if !sockets.is_empty() || connect != Connect::Refused {
-        return Err(Failure::violation(
-            "nothing listens while boot migration waits for its lock",
-            format!("listening on [{}]; connect {connect:?}", fmt_sockets(&sockets)),
-        ));
-    }
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(GOFASTR_MIGRATION_LOCK)
-        .execute(&mut holder)
-        .await?;
-    cx.note("advisory lock", "released");
-    cx.wait_live(&mut app).await
 }
 
 async fn port_in_use_gofastr(cx: &mut Cx) -> Result<(), Failure> {

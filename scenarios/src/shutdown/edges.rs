@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use harness::poll::Poll;
 use harness::probe::Outcome;
 use harness::running::{ExitStatus, Signal};
-use harness::service::otlp::OtlpReceiver;
+use harness::service::otlp::{OtlpReceiver, Transport};
 use harness::service::proxy::Fault;
 use harness::timeouts;
 use harness::verdict::Failure;
@@ -17,7 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::drain::{self, EXIT_MARGIN, FORCE_EARLY};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// How long a candidate may take to exit after a signal once nothing is in flight: the drain of
 /// an idle server is immediate; this is the same margin the drain clauses give.
@@ -34,19 +33,6 @@ const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(2);
 /// GR-SHUT-5 repeats the clean shutdown this many times: the final line races the exit (it was
 /// missing on about half of the runs measured), so one run would give a coin-flip verdict.
 const FINAL_LOG_RUNS: usize = 8;
-
-/// The variables that send the candidate's spans to `receiver`, per framework: GoFastr's
-/// candidate installs the OTel SDK's exporter from `OTEL_EXPORTER_OTLP_*` (HTTP/protobuf by
-/// default); GoFr exports over gRPC to a bare `host:port` in `TRACER_URL`.
-fn tracing_env(framework: Framework, receiver: &OtlpReceiver) -> Vec<(&'static str, String)> {
-    match framework {
-        Framework::GoFastr => vec![("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint())],
-        Framework::GoFr => vec![
-            ("TRACE_EXPORTER", "otlp".into()),
-            ("TRACER_URL", receiver.grpc_addr().to_string()),
-        ],
-    }
-}
 
 /// How long the control run waits for its spans with a 200 ms batch delay: several export
 /// cycles plus the exporter's connection set-up.
@@ -65,7 +51,11 @@ pub(super) async fn spans_at_shutdown(cx: &mut Cx) -> Result<(), Failure> {
     let db = cx.database(Db::Sqlite).await?;
     for control in [true, false] {
         let receiver = OtlpReceiver::start().await?;
-        let env = tracing_env(cx.profile().framework, &receiver);
+        // gRPC: the one OTLP transport both frameworks' exporters speak.
+        let env = cx
+            .profile()
+            .trace_env(&receiver, Transport::Grpc)
+            .ok_or_else(|| Failure::harness("the profile cannot point this framework at an OTLP gRPC receiver"))?;
         let mut app = cx
             .boot_with(Some(&db), |spec| {
                 spec.unset("OTEL_BSP_SCHEDULE_DELAY");

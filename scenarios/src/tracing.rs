@@ -1,8 +1,0 @@
-//! placeholder: filled by the tracing work.
-
-use crate::clause::Clause;
-
-/// The clauses of this area of both catalogues.
-pub fn clauses() -> Vec<Clause> {
-    Vec::new()
-}
