@@ -103,6 +103,8 @@ pub struct Knobs {
     /// `conformance-log` (INFO), `conformance-debug` (DEBUG), `conformance-warn` (WARN) and
     /// `conformance-error` (ERROR) (GoFr's logging clauses).
     pub log_endpoint: Option<String>,
+    /// The environment variable that turns the framework's own signal handling off (`1`).
+    pub signal_handling_off_env: Option<String>,
 }
 
 /// Why a manifest could not be loaded.

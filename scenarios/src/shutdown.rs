@@ -194,6 +194,16 @@ pub fn clauses() -> Vec<Clause> {
             check!(second_signal),
         ),
         clause(
+            "GF-SHUT-6",
+            GoFastr,
+            Level::Info,
+            "With DisableSignalHandling, SIGTERM takes Go's default action unless the app handles it.",
+            GF_DEPLOY,
+            "Boot with the app's signal-handling-off knob; SIGTERM; record how the process ended and whether it logged a drain.",
+            &[],
+            check!(edges::signal_handling_off),
+        ),
+        clause(
             "GF-SHUT-7",
             GoFastr,
             Level::Must,

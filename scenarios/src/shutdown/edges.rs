@@ -159,6 +159,50 @@ pub(super) async fn signal_before_bind(cx: &mut Cx) -> Result<(), Failure> {
 
 /// GF-SHUT-7: the slowloris connection closed at ReadHeaderTimeout, and a handler cut at
 /// RequestTimeout.
+/// How long a process whose signal handling is off may take to die of SIGTERM: the kernel ends it
+/// at once; the margin covers a loaded machine.
+const DEFAULT_ACTION: Duration = Duration::from_secs(5);
+
+/// GF-SHUT-6: `DisableSignalHandling` hands SIGTERM back to Go's default action (death by the
+/// signal, no drain), unless the app installs its own handler. Recorded, not graded.
+pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
+    let Some(knob) = cx.target().candidate.manifest.knobs.signal_handling_off_env.clone() else {
+        return Err(Failure::harness(
+            "the candidate manifest needs the knob signal_handling_off_env",
+        ));
+    };
+    let db = cx.database(Db::Sqlite).await?;
+    let mut app = cx
+        .boot_with(Some(&db), |spec| {
+            spec.set(&knob, "1");
+            Ok(())
+        })
+        .await?;
+    let exit = cx.stop(&mut app, Signal::SIGTERM, DEFAULT_ACTION).await?;
+    cx.note(
+        format!("{knob}=1, SIGTERM"),
+        format!(
+            "{} after {} ms{}",
+            exit.status,
+            exit.after.as_millis(),
+            if exit.killed_after_grace {
+                " (killed by the harness after the grace)"
+            } else {
+                ""
+            }
+        ),
+    );
+    let drain_line = app
+        .running
+        .output()
+        .find(|l| l.text.contains("shutdown signal received"));
+    cx.note(
+        "drain log line",
+        drain_line.map(|l| l.plain()).unwrap_or_else(|| "(none)".into()),
+    );
+    Ok(())
+}
+
 pub(super) async fn server_deadlines(cx: &mut Cx) -> Result<(), Failure> {
     let Some(var) = cx.target().candidate.manifest.knobs.request_timeout_env.clone() else {
         return Err(Failure::harness(
