@@ -259,18 +259,9 @@ impl Candidate {
             tags.join(","),
             spec.package
         );
-        let out = cmd.output().map_err(|e| BuildError::GoMissing {
-            candidate: name.clone(),
-            detail: e.to_string(),
-        })?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::write(bin_dir.join(format!("{stem}.log")), &text);
+        let (succeeded, text) = run_go(cmd, &name, &bin_dir.join(format!("{stem}.log")))?;
         let _ = std::fs::remove_dir_all(&src);
-        if !out.status.success() {
+        if !succeeded {
             return Err(self.classify_failure(shown, &text));
         }
         std::fs::rename(&partial, &binary)
@@ -324,7 +315,13 @@ impl Candidate {
 /// Classify a failed `go build` or `go install` of something that needs `module@version`: the
 /// proxy refusing that module is [`BuildError::ModuleNotServed`] (a fact about the machine),
 /// anything else is [`BuildError::Failed`] with the last lines of Go's output.
-pub(crate) fn classify_go_failure(name: &str, module: &str, version: &str, command: String, output: &str) -> BuildError {
+pub(crate) fn classify_go_failure(
+    name: &str,
+    module: &str,
+    version: &str,
+    command: String,
+    output: &str,
+) -> BuildError {
     let refusal = [
         "403 Forbidden",
         "404 Not Found",
@@ -350,6 +347,22 @@ pub(crate) fn classify_go_failure(name: &str, module: &str, version: &str, comma
         command,
         output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
     }
+}
+
+/// Run a `go` command to completion, keep its combined output in `log` (beside the binary, for
+/// whoever debugs a build), and return whether it succeeded with that output.
+pub(crate) fn run_go(mut cmd: std::process::Command, owner: &str, log: &Path) -> Result<(bool, String), BuildError> {
+    let out = cmd.output().map_err(|e| BuildError::GoMissing {
+        candidate: owner.to_string(),
+        detail: e.to_string(),
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(log, &text);
+    Ok((out.status.success(), text))
 }
 
 /// `go version` output, e.g. `go version go1.26.8 linux/amd64`.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{redact, timeouts};
 
 /// Bytes of a response body kept in evidence.
-const BODY_KEPT: usize = 4096;
+pub const BODY_KEPT: usize = 4096;
 
 /// Why a probe could not be made at all (as opposed to a response the candidate gave).
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,20 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Result<Exchange, ProbeError> {
+        Ok(self.send_full(method, addr, path, headers, body).await?.0)
+    }
+
+    /// Like [`Http::send`], also returning the complete response body (empty when there was no
+    /// response); the exchange keeps only the first [`BODY_KEPT`] bytes, for evidence. One request
+    /// serves both, which matters when reading the body changes what is measured (a scrape).
+    pub async fn send_full(
+        &self,
+        method: &str,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<(Exchange, String), ProbeError> {
         if !addr.ip().is_loopback() {
             return Err(ProbeError::NotLoopback(addr));
         }
@@ -169,6 +183,7 @@ impl Http {
             req = req.body(body);
         }
         let start = Instant::now();
+        let mut full = String::new();
         let outcome = match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -185,7 +200,8 @@ impl Http {
                 }
                 match resp.bytes().await {
                     Ok(bytes) => {
-                        let mut body = String::from_utf8_lossy(&bytes).to_string();
+                        full = String::from_utf8_lossy(&bytes).to_string();
+                        let mut body = full.clone();
                         if body.len() > BODY_KEPT {
                             let cut = (0..=BODY_KEPT).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
                             body.truncate(cut);
@@ -203,12 +219,13 @@ impl Http {
             }
             Err(err) => classify(&err),
         };
-        Ok(Exchange {
+        let exchange = Exchange {
             request: format!("{method} {url}"),
             request_headers,
             outcome,
             elapsed: start.elapsed(),
-        })
+        };
+        Ok((exchange, full))
     }
 }
 

@@ -20,7 +20,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 
-use crate::candidate::{BuildCache, BuildError, classify_go_failure, go_version};
+use crate::candidate::{BuildCache, BuildError, classify_go_failure, go_version, run_go};
 use crate::process::{self, Launch, LaunchRecord};
 use crate::reaper;
 use crate::running::ExitStatus;
@@ -88,17 +88,8 @@ pub fn build(owner: &str, module: &str, version: &str, package: &str, cache: &Bu
         .args(["install", "-trimpath", "-ldflags", ldflags, &source]);
     let shown =
         format!("CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN=<dir> go install -trimpath -ldflags '{ldflags}' {source}");
-    let out = cmd.output().map_err(|e| BuildError::GoMissing {
-        candidate: owner.to_string(),
-        detail: e.to_string(),
-    })?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::write(dir.join(format!("{name}-{version}-{}.log", &key[..16])), &text);
-    if !out.status.success() {
+    let (succeeded, text) = run_go(cmd, owner, &dir.join(format!("{name}-{version}-{}.log", &key[..16])))?;
+    if !succeeded {
         return Err(classify_go_failure(owner, module, version, shown, &text));
     }
     std::fs::rename(gobin.path().join(name), &binary)

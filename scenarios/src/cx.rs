@@ -266,20 +266,8 @@ impl Cx {
 
     /// Start the candidate as `spec` says. Does not wait for anything.
     pub fn start(&mut self, spec: Spec) -> Result<App, Failure> {
-        let mut launch = Launch::new(&self.target.build.binary, spec.workdir.cwd());
-        launch.env = spec.env;
-        launch.args = spec.args;
-        let running = Running::spawn(&launch, spec.workdir)?;
-        self.launches.push(Tracked {
-            record: running.record().clone(),
-            output: running.output().clone(),
-            exit: None,
-        });
-        Ok(App {
-            running,
-            port: spec.port,
-            index: self.launches.len() - 1,
-        })
+        let binary = self.target.build.binary.clone();
+        self.start_program(&binary, spec)
     }
 
     /// Start a candidate on `db` with free ports and wait until its liveness probe answers 200,
@@ -506,20 +494,7 @@ impl Cx {
     /// Start the candidate built as `variant`, as `spec` says. Does not wait for anything.
     pub async fn start_variant(&mut self, spec: Spec, variant: &harness::candidate::Variant) -> Result<App, Failure> {
         let build = self.build_variant(variant).await?;
-        let mut launch = Launch::new(&build.binary, spec.workdir.cwd());
-        launch.env = spec.env;
-        launch.args = spec.args;
-        let running = Running::spawn(&launch, spec.workdir)?;
-        self.launches.push(Tracked {
-            record: running.record().clone(),
-            output: running.output().clone(),
-            exit: None,
-        });
-        Ok(App {
-            running,
-            port: spec.port,
-            index: self.launches.len() - 1,
-        })
+        self.start_program(&build.binary, spec)
     }
 
     /// Like [`Cx::boot_with`], with the candidate built as `variant`.
@@ -593,11 +568,7 @@ impl Cx {
 
     /// Run a tool once to completion (at most `ceiling`), recorded in the evidence like a
     /// candidate launch: command line, redacted environment, exit and output tail.
-    pub async fn run_tool(
-        &mut self,
-        launch: &Launch,
-        ceiling: Duration,
-    ) -> Result<harness::tool::ToolRun, Failure> {
+    pub async fn run_tool(&mut self, launch: &Launch, ceiling: Duration) -> Result<harness::tool::ToolRun, Failure> {
         let run = harness::tool::run(launch, ceiling)
             .await
             .map_err(|e| Failure::harness(e.to_string()))?;
