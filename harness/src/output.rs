@@ -69,6 +69,8 @@ struct Inner {
     lines: Mutex<Vec<Line>>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
+    /// How many of the two pipes have reached end of file.
+    closed: std::sync::atomic::AtomicUsize,
 }
 
 /// The output of one process. Cheap to clone; all clones see the same lines.
@@ -89,6 +91,7 @@ impl Output {
             lines: Mutex::new(Vec::new()),
             stdout_path: log_dir.join("stdout.log"),
             stderr_path: log_dir.join("stderr.log"),
+            closed: std::sync::atomic::AtomicUsize::new(0),
         });
         let output = Output { inner };
         output.drain(stdout, Stream::Stdout, started);
@@ -126,6 +129,7 @@ impl Output {
             if let Some(mut f) = file {
                 let _ = f.flush().await;
             }
+            inner.closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         });
     }
 
@@ -191,6 +195,33 @@ impl Output {
                 }
             }
         })
+        .await
+    }
+
+    /// True once both pipes have reached end of file: every line the process (and anything that
+    /// inherited its pipes) wrote has been read.
+    pub fn is_complete(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) == 2
+    }
+
+    /// Wait (bounded) until both pipes are drained. After a process exits, its last lines may
+    /// still be in the pipe; judging its output before this would miss them.
+    pub async fn wait_complete(&self, ceiling: Duration) -> Result<(), PollError> {
+        poll::wait_for(
+            "the candidate's stdout and stderr to be read to the end",
+            ceiling,
+            timeouts::POLL_INTERVAL,
+            || {
+                let done = self.is_complete();
+                async move {
+                    if done {
+                        Poll::Ready(())
+                    } else {
+                        Poll::NotYet("a pipe is still open".into())
+                    }
+                }
+            },
+        )
         .await
     }
 

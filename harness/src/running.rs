@@ -263,6 +263,7 @@ impl Running {
     /// Wait up to `ceiling` for the process to exit on its own, timing from now.
     pub async fn wait_exit(&mut self, ceiling: Duration) -> Result<Option<Exit>, ProcessError> {
         if let Some(exit) = self.try_exit()? {
+            self.drain_output().await;
             return Ok(Some(exit));
         }
         let since = Instant::now();
@@ -274,6 +275,7 @@ impl Running {
                     killed_after_grace: false,
                 };
                 self.exit = Some(exit);
+                self.drain_output().await;
                 Ok(Some(exit))
             }
             Ok(Err(source)) => Err(ProcessError::Wait { pid: self.pid, source }),
@@ -286,6 +288,7 @@ impl Running {
     /// The returned [`Exit`] times from the signal, and says whether the harness had to kill.
     pub async fn shutdown(&mut self, signal: Signal, grace: Duration) -> Result<Exit, ProcessError> {
         if let Some(exit) = self.try_exit()? {
+            self.drain_output().await;
             return Ok(exit);
         }
         let sent = Instant::now();
@@ -298,6 +301,7 @@ impl Running {
                     killed_after_grace: false,
                 };
                 self.exit = Some(exit);
+                self.drain_output().await;
                 Ok(exit)
             }
             Ok(Err(source)) => Err(ProcessError::Wait { pid: self.pid, source }),
@@ -316,8 +320,18 @@ impl Running {
                     killed_after_grace: true,
                 };
                 self.exit = Some(exit);
+                self.drain_output().await;
                 Ok(exit)
             }
+        }
+    }
+
+    /// Once the process has exited, wait (bounded by [`timeouts::OUTPUT_DRAIN`]) until its output
+    /// has been read to the end, so that whoever judges it next sees every line. A pipe held open
+    /// by a surviving grandchild is not waited on past the bound.
+    pub async fn drain_output(&mut self) {
+        if matches!(self.try_exit(), Ok(Some(_))) {
+            let _ = self.output.wait_complete(timeouts::OUTPUT_DRAIN).await;
         }
     }
 

@@ -49,3 +49,8 @@ pub const SERVICE_STOP: Duration = Duration::from_secs(10);
 /// How long a `go build` of one candidate may take. A cold module cache downloads the framework
 /// and its dependency graph first; on a 2-core machine that can take minutes.
 pub const GO_BUILD: Duration = Duration::from_secs(900);
+
+/// How long, after a process exits, the harness waits for the rest of its output to be read from
+/// the pipes. Reading is immediate; a bound is needed only because a grandchild that inherited
+/// the pipes could keep them open.
+pub const OUTPUT_DRAIN: Duration = Duration::from_secs(2);

@@ -330,6 +330,7 @@ impl Cx {
                 Ok(())
             }
             Err(err) => {
+                app.running.drain_output().await;
                 self.track_exit(app);
                 Err(Failure::violation(
                     format!("the candidate boots and answers 200 on {path}"),
