@@ -69,6 +69,44 @@ pub struct Clause {
     pub check: Check,
 }
 
+impl Clause {
+    /// A clause whose framework and area are read from its ID (`GF-PORT-1`: GoFastr, `PORT`),
+    /// so the three can never disagree. Panics on an ID of another shape: the registry is static
+    /// data, and a unit test builds all of it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &'static str,
+        level: Level,
+        promise: &'static str,
+        doc: DocRef,
+        method: &'static str,
+        needs: &'static [Need],
+        check: Check,
+    ) -> Clause {
+        let mut parts = id.splitn(3, '-');
+        let framework = match parts.next() {
+            Some("GF") => Framework::GoFastr,
+            Some("GR") => Framework::GoFr,
+            _ => panic!("clause ID {id:?} must start with GF- or GR-"),
+        };
+        let area = parts
+            .next()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| panic!("clause ID {id:?} has no area"));
+        Clause {
+            id,
+            framework,
+            area,
+            level,
+            promise,
+            doc,
+            method,
+            needs,
+            check,
+        }
+    }
+}
+
 impl std::fmt::Debug for Clause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Clause")

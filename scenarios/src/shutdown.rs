@@ -19,7 +19,6 @@ use harness::verdict::{Failure, Level};
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::Cx;
-use crate::profile::Framework;
 use drain::{Deadline, DrainCase, Expect};
 
 /// Length of a slow request that a drain must let finish: long enough to be clearly in flight
@@ -105,7 +104,6 @@ const METRICS_OFF: DrainCase = DrainCase {
 #[allow(clippy::too_many_arguments)] // One argument per clause field, read like a table row.
 fn clause(
     id: &'static str,
-    framework: Framework,
     level: Level,
     promise: &'static str,
     doc: DocRef,
@@ -113,17 +111,7 @@ fn clause(
     needs: &'static [Need],
     check: crate::clause::Check,
 ) -> Clause {
-    Clause {
-        id,
-        framework,
-        area: "SHUT",
-        level,
-        promise,
-        doc,
-        method,
-        needs,
-        check,
-    }
+    Clause::new(id, level, promise, doc, method, needs, check)
 }
 
 const GF_DEPLOY: DocRef = DocRef {
@@ -138,11 +126,9 @@ const GR_SHUTDOWN: DocRef = DocRef {
 
 /// The SHUT clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
-    use Framework::{GoFastr, GoFr};
     vec![
         clause(
             "GF-SHUT-1",
-            GoFastr,
             Level::Must,
             "SIGTERM or SIGINT drains in-flight requests: each completes, new connections are refused, the process exits 0.",
             GF_DEPLOY,
@@ -152,7 +138,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-2",
-            GoFastr,
             Level::Must,
             "The drain is bounded by ShutdownTimeout: connections still open at the deadline are force-closed and the process exits.",
             GF_DEPLOY,
@@ -162,7 +147,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-3",
-            GoFastr,
             Level::Info,
             "Stop ordering: HTTP drain, then OnStop hooks (the candidate's flushes its spans) before Start returns.",
             DocRef {
@@ -175,7 +159,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-4",
-            GoFastr,
             Level::Info,
             "A signal before the listener binds (boot blocked on the database) gets Go's default action: no drain, killed by the signal.",
             GF_DEPLOY,
@@ -185,7 +168,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-5",
-            GoFastr,
             Level::Info,
             "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
             GF_DEPLOY,
@@ -195,7 +177,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-6",
-            GoFastr,
             Level::Info,
             "With DisableSignalHandling, SIGTERM takes Go's default action unless the app handles it.",
             GF_DEPLOY,
@@ -205,7 +186,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-SHUT-7",
-            GoFastr,
             Level::Must,
             "Server deadlines: a connection sending partial headers is closed at ReadHeaderTimeout (10 s default); a handler past RequestTimeout is cut.",
             DocRef {
@@ -218,7 +198,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-1",
-            GoFr,
             Level::Must,
             "SIGTERM and SIGINT each trigger shutdown; the process exits with status 0.",
             GR_SHUTDOWN,
@@ -228,7 +207,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-2",
-            GoFr,
             Level::Must,
             "SHUTDOWN_GRACE_PERIOD (a Go duration, default 30s) sets the shutdown deadline.",
             DocRef {
@@ -241,7 +219,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-3",
-            GoFr,
             Level::Must,
             "The drain finishes in-flight requests and refuses new connections, then the process exits.",
             DocRef {
@@ -254,7 +231,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-4",
-            GoFr,
             Level::Must,
             "When SHUTDOWN_GRACE_PERIOD expires, remaining connections are force-closed and the process exits.",
             DocRef {
@@ -267,7 +243,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-5",
-            GoFr,
             Level::Must,
             "A clean shutdown logs `Shutting down server with a timeout of …` followed by `Application shutdown complete`.",
             DocRef {
@@ -280,7 +255,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-6",
-            GoFr,
             Level::Must,
             "With the metrics server disabled (METRICS_PORT=0, documented), SIGTERM still drains in-flight requests.",
             DocRef {
@@ -293,7 +267,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-7",
-            GoFr,
             Level::Info,
             "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
             GR_SHUTDOWN,
@@ -303,7 +276,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-8",
-            GoFr,
             Level::Info,
             "Spans still buffered at shutdown are not flushed (no TracerProvider shutdown).",
             DocRef {
@@ -316,7 +288,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GR-SHUT-9",
-            GoFr,
             Level::Must,
             "An OnStart hook error makes the app log it and refuse to start: no listener, and a failure exit.",
             DocRef {

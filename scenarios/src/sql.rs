@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{App, Cx, Db};
-use crate::profile::{DbTarget, Framework};
+use crate::profile::DbTarget;
 
 /// How long GoFr may take to reconnect once its database is back: it retries every 10 s
 /// (datasource/sql: `retrying SQL database connection`), so 30 s leaves two retries of margin.
@@ -38,20 +38,11 @@ fn clause(
     method: &'static str,
     check: crate::clause::Check,
 ) -> Clause {
-    Clause {
-        id,
-        framework: Framework::GoFr,
-        area: "SQL",
-        level,
-        promise,
-        doc: DocRef {
-            page: doc.0,
-            heading: doc.1,
-        },
-        method,
-        needs: &[Need::Postgres],
-        check,
-    }
+    let doc = DocRef {
+        page: doc.0,
+        heading: doc.1,
+    };
+    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
 }
 
 /// The SQL clauses (GoFr only: GoFastr's database is opened by the app, not the framework).

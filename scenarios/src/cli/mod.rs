@@ -30,7 +30,6 @@ use sqlx::Connection;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{Attached, Cx};
-use crate::profile::Framework;
 
 /// The CLI's package inside the framework module.
 const CLI_PACKAGE: &str = "cmd/gofastr";
@@ -51,17 +50,7 @@ fn clause(
     needs: &'static [Need],
     check: crate::clause::Check,
 ) -> Clause {
-    Clause {
-        id,
-        framework: Framework::GoFastr,
-        area: "CLI",
-        level: Level::Must,
-        promise,
-        doc,
-        method,
-        needs,
-        check,
-    }
+    Clause::new(id, Level::Must, promise, doc, method, needs, check)
 }
 
 /// The CLI clauses (GoFastr only: GoFr ships no migration CLI).

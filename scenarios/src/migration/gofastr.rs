@@ -16,7 +16,6 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// The columns schema v1 gives `items`: its three fields plus the three the framework injects.
 const V1_COLUMNS: [&str; 6] = ["id", "name", "qty", "label", "created_at", "updated_at"];
@@ -35,20 +34,11 @@ pub(super) fn clause(
     method: &'static str,
     check: crate::clause::Check,
 ) -> Clause {
-    Clause {
-        id,
-        framework: Framework::GoFastr,
-        area: "MIG",
-        level: Level::Must,
-        promise,
-        doc: DocRef {
-            page: doc.0,
-            heading: doc.1,
-        },
-        method,
-        needs: &[Need::Postgres],
-        check,
-    }
+    let doc = DocRef {
+        page: doc.0,
+        heading: doc.1,
+    };
+    Clause::new(id, Level::Must, promise, doc, method, &[Need::Postgres], check)
 }
 
 /// GoFastr's MIG clauses.

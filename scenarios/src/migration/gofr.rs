@@ -16,7 +16,6 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// The record table the docs name.
 const RECORDS: &str = "gofr_migrations";
@@ -38,20 +37,11 @@ fn clause(
     method: &'static str,
     check: crate::clause::Check,
 ) -> Clause {
-    Clause {
-        id,
-        framework: Framework::GoFr,
-        area: "MIG",
-        level,
-        promise,
-        doc: DocRef {
-            page: doc.0,
-            heading: doc.1,
-        },
-        method,
-        needs: &[Need::Postgres],
-        check,
-    }
+    let doc = DocRef {
+        page: doc.0,
+        heading: doc.1,
+    };
+    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
 }
 
 /// GoFr's MIG clauses.
