@@ -29,6 +29,8 @@ use harness::{ports, timeouts};
 use crate::profile::{DbTarget, Framework, Profile};
 use crate::services::Services;
 
+mod builds;
+
 /// How many times a boot is retried when the port the harness picked was taken meanwhile.
 const PORT_RACE_RETRIES: usize = 3;
 
@@ -282,12 +284,23 @@ impl Cx {
         db: Option<&Attached>,
         adjust: impl Fn(&mut Spec) -> Result<(), Failure>,
     ) -> Result<App, Failure> {
+        let binary = self.target.build.binary.clone();
+        self.boot_program(&binary, db, adjust).await
+    }
+
+    /// Start `program` with fresh ports until it is live (see [`Cx::boot`]).
+    async fn boot_program(
+        &mut self,
+        program: &std::path::Path,
+        db: Option<&Attached>,
+        adjust: impl Fn(&mut Spec) -> Result<(), Failure>,
+    ) -> Result<App, Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut spec = self.spec(db)?;
             adjust(&mut spec)?;
-            let mut app = self.start(spec)?;
+            let mut app = self.start_program(program, spec)?;
             match self.wait_live(&mut app).await {
                 Ok(()) => return Ok(app),
                 Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app) => {
@@ -455,76 +468,6 @@ impl Cx {
         Ok(scrape)
     }
 
-    /// The candidate built as `variant` (a schema version, a mutant). Each variant is built at
-    /// most once per process, on a blocking thread, and cached on disk like the reference build;
-    /// concurrent scenarios asking for the same variant wait for the one build. A variant that
-    /// cannot be built is a harness error: without it the scenario cannot judge.
-    pub async fn build_variant(&self, variant: &harness::candidate::Variant) -> Result<Build, Failure> {
-        type Key = (std::path::PathBuf, harness::candidate::Variant);
-        type Cell = Arc<tokio::sync::OnceCell<Result<Build, String>>>;
-        static BUILDS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Key, Cell>>> =
-            std::sync::OnceLock::new();
-        let key = (self.target.candidate.dir.clone(), variant.clone());
-        let cell = BUILDS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
-        let built = cell
-            .get_or_init(|| {
-                let candidate = self.target.candidate.clone();
-                let variant = variant.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        candidate
-                            .build(&variant, &harness::candidate::BuildCache::from_env())
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the build task failed: {e}")))
-                }
-            })
-            .await;
-        built
-            .clone()
-            .map_err(|e| Failure::harness(format!("building the {:?} variant: {e}", variant.label)))
-    }
-
-    /// Start the candidate built as `variant`, as `spec` says. Does not wait for anything.
-    pub async fn start_variant(&mut self, spec: Spec, variant: &harness::candidate::Variant) -> Result<App, Failure> {
-        let build = self.build_variant(variant).await?;
-        self.start_program(&build.binary, spec)
-    }
-
-    /// Like [`Cx::boot_with`], with the candidate built as `variant`.
-    pub async fn boot_variant(
-        &mut self,
-        db: Option<&Attached>,
-        variant: &harness::candidate::Variant,
-        adjust: impl Fn(&mut Spec) -> Result<(), Failure>,
-    ) -> Result<App, Failure> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut spec = self.spec(db)?;
-            adjust(&mut spec)?;
-            let mut app = self.start_variant(spec, variant).await?;
-            match self.wait_live(&mut app).await {
-                Ok(()) => return Ok(app),
-                Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app) => {
-                    self.note(
-                        "retry",
-                        format!("port {:?} was taken before the candidate bound it", app.port),
-                    );
-                    drop(failure);
-                }
-                Err(failure) => return Err(failure),
-            }
-        }
-    }
-
     /// Start `program` (for example a copy of the candidate's executable placed in the working
     /// directory) as `spec` says, recorded like [`Cx::start`]. Does not wait for anything.
     pub fn start_program(&mut self, program: &std::path::Path, spec: Spec) -> Result<App, Failure> {
@@ -542,62 +485,6 @@ impl Cx {
             port: spec.port,
             index: self.launches.len() - 1,
         })
-    }
-
-    /// The program at `package` (a path inside the candidate's framework module, e.g.
-    /// `cmd/gofastr`), built from the module version the candidate pins and cached like a
-    /// candidate build. A tool that cannot be built is a harness error.
-    pub async fn framework_tool(&self, package: &str) -> Result<harness::tool::Tool, Failure> {
-        let manifest = &self.target.candidate.manifest;
-        let owner = manifest.name.clone();
-        let module = manifest.framework_module.clone();
-        let version = manifest.framework_version.clone();
-        let package = format!("{module}/{package}");
-        tokio::task::spawn_blocking(move || {
-            harness::tool::build(
-                &owner,
-                &module,
-                &version,
-                &package,
-                &harness::candidate::BuildCache::from_env(),
-            )
-        })
-        .await
-        .map_err(|e| Failure::harness(format!("the tool build task failed: {e}")))?
-        .map_err(|e| Failure::harness(e.to_string()))
-    }
-
-    /// Run a tool once to completion (at most `ceiling`), recorded in the evidence like a
-    /// candidate launch: command line, redacted environment, exit and output tail.
-    pub async fn run_tool(&mut self, launch: &Launch, ceiling: Duration) -> Result<harness::tool::ToolRun, Failure> {
-        let run = harness::tool::run(launch, ceiling)
-            .await
-            .map_err(|e| Failure::harness(e.to_string()))?;
-        self.record_tool_run(&run);
-        Ok(run)
-    }
-
-    /// Keep a tool run made outside [`Cx::run_tool`] (for example one that ran concurrently with
-    /// a candidate) in the evidence.
-    pub fn record_tool_run(&mut self, run: &harness::tool::ToolRun) {
-        let mut tail: Vec<String> = run
-            .stdout
-            .lines()
-            .map(|l| format!("out: {l}"))
-            .chain(run.stderr.lines().map(|l| format!("err: {l}")))
-            .map(|l| redact::text(&l))
-            .collect();
-        let skip = tail.len().saturating_sub(OUTPUT_TAIL_LINES);
-        tail.drain(..skip);
-        self.evidence.launches.push(LaunchEvidence {
-            launch: run.record.clone(),
-            exit: Some(Exit {
-                status: run.status,
-                after: run.took,
-                killed_after_grace: false,
-            }),
-            output_tail: tail,
-        });
     }
 }
 
