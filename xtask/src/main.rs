@@ -122,12 +122,50 @@ fn setup() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Run the whole suite, streaming its output, then close with one plain summary line
+/// (`tests: N passed, N failed, N skipped`) summed over every test binary, so the total is the
+/// last thing printed rather than the count of whichever binary happened to run last.
 fn test(rest: &[String]) -> Result<(), Failure> {
+    use std::io::{BufRead, BufReader};
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--locked"])
         .args(rest)
-        .env("GOTOOLCHAIN", "local");
-    run(&mut cmd)
+        .env("GOTOOLCHAIN", "local")
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| fail(format!("reading cargo test output: {e}")))?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+            ignored += count(" ignored");
+        }
+    }
+    let status = child.wait().map_err(|e| fail(format!("waiting for cargo test: {e}")))?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: format!("cargo test failed ({status})"),
+            code: status.code().unwrap_or(1).clamp(1, 255) as u8,
+        })
+    }
 }
 
 fn certify(rest: &[String]) -> Result<(), Failure> {
