@@ -179,16 +179,15 @@ fn certify(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn bench(rest: &[String]) -> Result<(), Failure> {
+    run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
     run(Command::new("cargo").args([
         "build",
         "--release",
         "--locked",
-        "--bin",
-        "conform",
-        "--example",
-        "bench",
         "-p",
         "conform-harness",
+        "--example",
+        "bench",
     ]))?;
     println!("== services (harness/examples/bench.rs)");
     run(Command::new(root().join("target/release/examples/bench")).args(rest))?;
