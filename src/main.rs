@@ -56,7 +56,7 @@ enum Command {
         /// Only clauses of this area (PORT, HEALTH, ...); repeatable.
         #[arg(long)]
         area: Vec<String>,
-        /// Report format written to --out; `human` writes JSON and Markdown into the --out directory.
+        /// Report format written to --out; `human` writes JSON, Markdown and JUnit XML into the --out directory.
         #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
         format: ReportFormat,
         /// Output: a directory for `human` (default `reports`), else a file (one candidate) or directory.
@@ -91,6 +91,7 @@ enum ReportFormat {
     Human,
     Json,
     Markdown,
+    Junit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -385,6 +386,11 @@ fn write_reports(report: &Report, options: &CertifyOptions, candidates: usize) -
     if matches!(options.format, ReportFormat::Human | ReportFormat::Markdown) {
         let path = file_for("md");
         report::write_atomic(&path, &report::markdown(report))?;
+        written.push(path);
+    }
+    if matches!(options.format, ReportFormat::Human | ReportFormat::Junit) {
+        let path = file_for("junit.xml");
+        report::write_atomic(&path, &report::junit(std::slice::from_ref(report)))?;
         written.push(path);
     }
     for p in written {

@@ -6,6 +6,10 @@
 //! synthetic results. Files are written through a temporary file and a rename, so a report
 //! already on disk is never left half-overwritten.
 
+mod junit;
+
+pub use junit::junit;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
