@@ -45,6 +45,14 @@ enum Command {
         /// Clause ID, e.g. GF-PORT-1.
         id: String,
     },
+    /// What changed between two runs: verdicts, clauses, and observed behaviour (JSON reports).
+    /// Exits 0 when nothing changed, 1 when something did.
+    Diff {
+        /// The earlier report (JSON).
+        old: PathBuf,
+        /// The later report (JSON).
+        new: PathBuf,
+    },
     /// Certify candidate directories (each with a candidate.toml).
     Certify {
         /// Candidate directories.
@@ -112,6 +120,7 @@ fn main() {
     let code = match cli.command {
         Command::List { framework, format } => list(framework, format),
         Command::Explain { id } => explain(&id),
+        Command::Diff { old, new } => diff(&old, &new),
         Command::Certify {
             candidates,
             filter,
@@ -187,6 +196,34 @@ fn explain(id: &str) -> i32 {
         println!("Needs: {}", needs.join(", "));
     }
     0
+}
+
+fn diff(old: &Path, new: &Path) -> i32 {
+    let read = |path: &Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a JSON report: {e}", path.display()))
+    };
+    let (old_report, new_report) = match (read(old), read(new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("conform: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let changes = report::diff::diff(&old_report, &new_report);
+    let name = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    println!(
+        "{} {} -> {} {}: {} change(s)",
+        name(&old_report, "candidate"),
+        name(&old_report, "framework_version"),
+        name(&new_report, "candidate"),
+        name(&new_report, "framework_version"),
+        changes.len()
+    );
+    for change in &changes {
+        println!("  {change}");
+    }
+    if changes.is_empty() { 0 } else { EXIT_FAILED }
 }
 
 struct CertifyOptions {

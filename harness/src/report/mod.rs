@@ -6,6 +6,7 @@
 //! synthetic results. Files are written through a temporary file and a rename, so a report
 //! already on disk is never left half-overwritten.
 
+pub mod diff;
 mod junit;
 
 pub use junit::junit;

@@ -1,0 +1,270 @@
+//! What changed between two certification runs (two JSON reports): verdicts, clauses that
+//! appeared or disappeared, and observed behaviour (the evidence notes) of clauses present in both.
+//!
+//! Reports are read as JSON values rather than into the report types, so a report written by an
+//! older conform still compares. Observed values are normalised before comparing, so that ports,
+//! temp paths, durations, ids and timestamps (which differ on every run) are not reported as
+//! changes; what is left is behaviour.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One difference between two runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A clause's verdict changed.
+    Verdict {
+        /// Clause ID.
+        clause: String,
+        /// Verdict in the old run.
+        old: String,
+        /// Verdict in the new run.
+        new: String,
+    },
+    /// A clause is only in the new run.
+    Added {
+        /// Clause ID.
+        clause: String,
+        /// Its verdict.
+        verdict: String,
+    },
+    /// A clause is only in the old run.
+    Removed {
+        /// Clause ID.
+        clause: String,
+    },
+    /// An observation of a clause changed (after normalisation).
+    Observed {
+        /// Clause ID.
+        clause: String,
+        /// The observation's key.
+        key: String,
+        /// Old value (`None`: not observed before).
+        old: Option<String>,
+        /// New value (`None`: no longer observed).
+        new: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Verdict { clause, old, new } => write!(f, "{clause}: verdict {old} -> {new}"),
+            Change::Added { clause, verdict } => write!(f, "{clause}: new clause ({verdict})"),
+            Change::Removed { clause } => write!(f, "{clause}: no longer checked"),
+            Change::Observed { clause, key, old, new } => write!(
+                f,
+                "{clause}: {key}: {} -> {}",
+                old.as_deref().unwrap_or("(not observed)"),
+                new.as_deref().unwrap_or("(not observed)")
+            ),
+        }
+    }
+}
+
+/// The changes from `old` to `new`, in the new run's clause order (removed clauses last).
+pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
+    let old_rows = rows(old);
+    let new_rows = rows(new);
+    let mut changes = Vec::new();
+    for (clause, new_row) in &new_rows {
+        let Some((_, old_row)) = old_rows.iter().find(|(c, _)| c == clause) else {
+            changes.push(Change::Added {
+                clause: clause.clone(),
+                verdict: verdict(new_row),
+            });
+            continue;
+        };
+        let (before, after) = (verdict(old_row), verdict(new_row));
+        if before != after {
+            changes.push(Change::Verdict {
+                clause: clause.clone(),
+                old: before,
+                new: after,
+            });
+        }
+        let (old_notes, new_notes) = (notes(old_row), notes(new_row));
+        for (key, new_value) in &new_notes {
+            let old_value = old_notes.get(key);
+            if old_value != Some(new_value) {
+                changes.push(Change::Observed {
+                    clause: clause.clone(),
+                    key: key.clone(),
+                    old: old_value.cloned(),
+                    new: Some(new_value.clone()),
+                });
+            }
+        }
+        for (key, old_value) in &old_notes {
+            if !new_notes.contains_key(key) {
+                changes.push(Change::Observed {
+                    clause: clause.clone(),
+                    key: key.clone(),
+                    old: Some(old_value.clone()),
+                    new: None,
+                });
+            }
+        }
+    }
+    for (clause, _) in &old_rows {
+        if !new_rows.iter().any(|(c, _)| c == clause) {
+            changes.push(Change::Removed { clause: clause.clone() });
+        }
+    }
+    changes
+}
+
+/// `(clause, row)` pairs of a report, in report order.
+fn rows(report: &Value) -> Vec<(String, &Value)> {
+    report
+        .get("results")
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| Some((r.get("clause")?.as_str()?.to_string(), r)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn verdict(row: &Value) -> String {
+    row.get("verdict").and_then(Value::as_str).unwrap_or("?").to_string()
+}
+
+/// A row's notes, normalised; repeated keys are joined so none is lost.
+fn notes(row: &Value) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let notes = row
+        .pointer("/evidence/notes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for n in notes {
+        let (Some(key), Some(value)) = (
+            n.get("key").and_then(Value::as_str),
+            n.get("value").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let value = normalise(value);
+        out.entry(normalise(key))
+            .and_modify(|v| {
+                v.push_str(" | ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+/// Replace what differs on every run (timestamps, UUIDs and other ids, temp paths, durations,
+/// ports and pids), then put row lists in a stable order: what is left is behaviour.
+pub fn normalise(text: &str) -> String {
+    use std::sync::OnceLock;
+    static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            // RFC 3339 / ISO and Go's log prefix `2026/11/23 05:19:59`, with fraction and zone.
+            (
+                r"\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)?",
+                "<time>",
+            ),
+            // HTTP dates (cookie Expires).
+            (
+                r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT",
+                "<time>",
+            ),
+            (
+                r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                "<uuid>",
+            ),
+            (r"\b[0-9a-fA-F]{16,}\b", "<id>"),
+            (r#"(/tmp|/dev/shm)/[^\s'",)\]]+"#, "<tmp>"),
+            (r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s)\b", "<duration>"),
+            (r"\b\d{4,}\b", "<n>"),
+        ]
+        .into_iter()
+        .map(|(pattern, with)| (regex::Regex::new(pattern).expect("valid pattern"), with))
+        .collect()
+    });
+    let mut out = text.to_string();
+    for (rule, with) in rules {
+        out = rule.replace_all(&out, *with).into_owned();
+    }
+    // Rows read back from a table come in id order, and ids change every run.
+    if out.contains("]; [") {
+        let (head, rows) = out.split_once('[').expect("contains a bracket");
+        let mut rows: Vec<&str> = rows.trim_end_matches(']').split("]; [").collect();
+        rows.sort_unstable();
+        out = format!("{head}[{}]", rows.join("]; ["));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report(rows: Value) -> Value {
+        json!({ "candidate": "gofr", "results": rows })
+    }
+
+    #[test]
+    fn lists_verdict_changes_new_and_removed_clauses() {
+        let old = report(json!([
+            {"clause": "GR-PORT-1", "verdict": "pass", "evidence": {"notes": []}},
+            {"clause": "GR-HLTH-3", "verdict": "fail", "evidence": {"notes": []}},
+            {"clause": "GR-OLD-1", "verdict": "pass", "evidence": {"notes": []}},
+        ]));
+        let new = report(json!([
+            {"clause": "GR-PORT-1", "verdict": "pass", "evidence": {"notes": []}},
+            {"clause": "GR-HLTH-3", "verdict": "pass", "evidence": {"notes": []}},
+            {"clause": "GR-NEW-1", "verdict": "observed", "evidence": {"notes": []}},
+        ]));
+        let changes: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            changes,
+            [
+                "GR-HLTH-3: verdict fail -> pass",
+                "GR-NEW-1: new clause (observed)",
+                "GR-OLD-1: no longer checked"
+            ]
+        );
+    }
+
+    #[test]
+    fn observed_behaviour_changes_ignore_ports_paths_and_times() {
+        let old = report(
+            json!([{"clause": "GR-PORT-3", "verdict": "observed", "evidence": {"notes": [
+                {"key": "HTTP_PORT held", "value": "exit code 1; http port 41234 is blocked (12 ms) at 127.0.0.1:41234 in /tmp/conform-gofr-abc/cwd"},
+                {"key": "rows", "value": "items(id, name): [45b6ac2e-ba02-4dd4-a0ba-5e4110cd6090, alpha, 2026-11-23 05:20:01+00]; [824431c2-1782-4ccc-9b0c-7500751903c9, beta, 2026-11-23 05:20:01+00]"},
+                {"key": "log", "value": r#"{"time":"2026-11-23T05:20:13.1Z","message":"ok"} 2026/11/23 05:19:59 done"#},
+                {"key": "span", "value": "trace 4bf92f3577b34da6a3ce929d0e0e4736"}
+            ]}}]),
+        );
+        let new = report(
+            json!([{"clause": "GR-PORT-3", "verdict": "observed", "evidence": {"notes": [
+                {"key": "HTTP_PORT held", "value": "exit code 1; http port 39001 is blocked (15 ms) at 127.0.0.1:39001 in /tmp/conform-gofr-xyz/cwd"},
+                {"key": "rows", "value": "items(id, name): [01e2a6bc-9999-4dd4-a0ba-5e4110cd6090, beta, 2026-11-23 05:41:09+00]; [ff12a6bc-1111-4ccc-9b0c-7500751903c9, alpha, 2026-11-23 05:41:09+00]"},
+                {"key": "log", "value": r#"{"time":"2026-11-23T05:42:00Z","message":"ok"} 2026/11/23 05:41:30 done"#},
+                {"key": "span", "value": "trace 0af7651916cd43dd8448eb211c80319c"}
+            ]}}]),
+        );
+        assert_eq!(diff(&old, &new), Vec::<Change>::new());
+        let changed = report(
+            json!([{"clause": "GR-PORT-3", "verdict": "observed", "evidence": {"notes": [
+                {"key": "HTTP_PORT held", "value": "exit code 0; still running"}
+            ]}}]),
+        );
+        let changes: Vec<String> = diff(&old, &changed).iter().map(ToString::to_string).collect();
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert!(changes[0].contains("exit code 1") && changes[0].contains("exit code 0; still running"));
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.starts_with("GR-PORT-3: span:") && c.ends_with("(not observed)"))
+        );
+    }
+}
