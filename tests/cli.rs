@@ -297,3 +297,26 @@ fn explain_unknown_clause_is_a_usage_error() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Documented in:"));
 }
+
+#[test]
+fn diff_reports_verdict_changes_and_exits_by_them() {
+    let sb = Sandbox::new();
+    let report = |verdict: &str| {
+        serde_json::json!({
+            "candidate": "gofr", "framework_version": "v1.56.6",
+            "results": [{"clause": "GR-HLTH-3", "verdict": verdict, "evidence": {"notes": [
+                {"key": "port", "value": "listening on 127.0.0.1:41234 after 12 ms"}
+            ]}}]
+        })
+    };
+    let (a, b) = (sb.path("a.json"), sb.path("b.json"));
+    std::fs::write(&a, report("fail").to_string()).unwrap();
+    std::fs::write(&b, report("pass").to_string()).unwrap();
+    let out = sb.run(&["diff", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sb.run(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("GR-HLTH-3: verdict fail -> pass"), "{}", text(&out));
+    let out = sb.run(&["diff", a.to_str().unwrap(), "/nonexistent/report.json"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+}
