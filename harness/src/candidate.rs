@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::manifest::{Manifest, ManifestError};
 use crate::process;
+use crate::workdir::copy_tree;
 
 /// File name of the manifest inside a candidate directory.
 pub const MANIFEST: &str = "candidate.toml";
@@ -401,20 +402,6 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Re
             collect_files(root, &path, out)?;
         } else {
             out.push(path.strip_prefix(root).expect("walked from root").to_path_buf());
-        }
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
         }
     }
     Ok(())

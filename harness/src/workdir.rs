@@ -63,3 +63,19 @@ impl Workdir {
         Ok(path)
     }
 }
+
+/// Copy the directory tree `from` into `to` (created if missing): candidate sources into a build
+/// directory, shipped files (GoFr's `configs/`) into a working directory.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{App, Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// The go directive of the pinned GoFastr module (deploy.md › The single-binary model: "go.mod
 /// declares go 1.26.6").
@@ -26,21 +25,10 @@ const RUNTIME_JS: &str = "/__gofastr/runtime.js";
 
 /// GoFastr's BIN and DB clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause = |id, area, level, promise, doc: DocRef, method, needs, check| Clause {
-        id,
-        framework: Framework::GoFastr,
-        area,
-        level,
-        promise,
-        doc,
-        method,
-        needs,
-        check,
-    };
+    let clause = Clause::new;
     vec![
         clause(
             "GF-BIN-1",
-            "BIN",
             Level::Must,
             "A CGO_ENABLED=0 build is a single static executable.",
             DocRef {
@@ -53,7 +41,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-BIN-2",
-            "BIN",
             Level::Must,
             "The binary runs from an empty directory with nothing beside it and serves its embedded assets.",
             DocRef {
@@ -66,7 +53,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-BIN-3",
-            "BIN",
             Level::Info,
             "Building against v0.67.0 needs Go 1.26.6 or newer.",
             DocRef {
@@ -79,7 +65,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-DB-1",
-            "DB",
             Level::Must,
             "A SQLite DATABASE_URL works through the shipped pure-Go driver; timestamps are stored in a layout GoFastr reads back, so sessions are not read as expired.",
             DocRef {
@@ -92,7 +77,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-DB-2",
-            "DB",
             Level::Must,
             "A postgres:// DATABASE_URL works: the entity table is created and CRUD round-trips.",
             DocRef {
@@ -105,7 +89,6 @@ pub fn clauses() -> Vec<Clause> {
         ),
         clause(
             "GF-DB-3",
-            "DB",
             Level::Info,
             "The driver is inferred from DATABASE_URL: postgresql:// is Postgres, a bare *.db path is SQLite in the working directory.",
             DocRef {

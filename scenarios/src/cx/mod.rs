@@ -251,7 +251,7 @@ impl Cx {
             let from = self.target.candidate.dir.join(shipped);
             let to = workdir.cwd().join(shipped);
             if from.is_dir() {
-                copy_dir(&from, &to)?;
+                harness::workdir::copy_tree(&from, &to)?;
             } else {
                 std::fs::copy(&from, &to).map_err(|e| {
                     Failure::harness(format!("shipping {} into the working directory: {e}", from.display()))
@@ -495,18 +495,4 @@ fn lost_port_race(app: &App) -> bool {
         .output()
         .find(|l| l.text.contains("address already in use"))
         .is_some()
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &dest)?;
-        } else {
-            std::fs::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }
