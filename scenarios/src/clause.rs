@@ -107,6 +107,23 @@ impl Clause {
     }
 }
 
+/// A clause whose scenario needs Postgres, with its doc given as `(page, heading)`: the shape
+/// every migration and SQL clause has.
+pub fn on_postgres(
+    id: &'static str,
+    level: Level,
+    promise: &'static str,
+    doc: (&'static str, &'static str),
+    method: &'static str,
+    check: Check,
+) -> Clause {
+    let doc = DocRef {
+        page: doc.0,
+        heading: doc.1,
+    };
+    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
+}
+
 impl std::fmt::Debug for Clause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Clause")

@@ -12,7 +12,6 @@ use harness::verdict::{Failure, Level};
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::{App, Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// security.md › SecurityHeaders: the documented default of each header.
 const DOCUMENTED: &[(&str, &str)] = &[
@@ -41,19 +40,19 @@ const INBOUND_REQUEST_ID: &str = "conform-req.42_A";
 
 /// GoFastr's HDR clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause = |id, promise, heading, method, check| Clause {
-        id,
-        framework: Framework::GoFastr,
-        area: "HDR",
-        level: Level::Must,
-        promise,
-        doc: DocRef {
-            page: "security.md",
-            heading,
-        },
-        method,
-        needs: &[],
-        check,
+    let clause = |id, promise, heading, method, check| {
+        Clause::new(
+            id,
+            Level::Must,
+            promise,
+            DocRef {
+                page: "security.md",
+                heading,
+            },
+            method,
+            &[],
+            check,
+        )
     };
     vec![
         clause(

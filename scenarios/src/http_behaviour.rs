@@ -19,7 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::{App, Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// The `REQUEST_TIMEOUT` the scenario sets, in seconds.
 const REQUEST_TIMEOUT_SECS: u64 = 1;
@@ -37,17 +36,8 @@ const CORS_ALLOW_HEADERS: &str =
 
 /// GoFr's HTTP clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, doc: DocRef, method, check| Clause {
-        id,
-        framework: Framework::GoFr,
-        area: "HTTP",
-        level,
-        promise,
-        doc,
-        method,
-        needs: &[],
-        check,
-    };
+    let clause =
+        |id, level, promise, doc: DocRef, method, check| Clause::new(id, level, promise, doc, method, &[], check);
     vec![
         clause(
             "GR-HTTP-1",
@@ -218,7 +208,11 @@ async fn request_timeout(cx: &mut Cx) -> Result<(), Failure> {
     let mut statuses = Vec::new();
     for _ in 0..HONOURING_SAMPLES {
         let ex = cx.get(&app, &honouring).await?;
-        statuses.push(ex.status().map(|s| s.to_string()).unwrap_or_else(|| "no response".into()));
+        statuses.push(
+            ex.status()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "no response".into()),
+        );
     }
     cx.note(
         "a handler that returns ctx.Err() at the timeout (recorded, not graded)",

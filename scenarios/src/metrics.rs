@@ -21,7 +21,6 @@ use harness::verdict::{Failure, Level};
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{App, Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// Requests to the parameterised route before the first scrape, so its series exist.
 const REQUESTS_BEFORE: usize = 2;
@@ -39,146 +38,126 @@ const VIOLATIONS_SHOWN: usize = 10;
 /// The MET clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
     vec![
-        Clause {
-            id: "GF-MET-1",
-            framework: Framework::GoFastr,
-            area: "MET",
-            level: Level::Must,
-            promise: "WithMetrics() mounts an unauthenticated /metrics in Prometheus text format 0.0.4: http_requests_total{method,route,status} and http_request_duration_ms buckets 1..1000 ms, route = ServeMux pattern, unknown methods as `other`.",
-            doc: DocRef {
+        Clause::new(
+            "GF-MET-1",
+            Level::Must,
+            "WithMetrics() mounts an unauthenticated /metrics in Prometheus text format 0.0.4: http_requests_total{method,route,status} and http_request_duration_ms buckets 1..1000 ms, route = ServeMux pattern, unknown methods as `other`.",
+            DocRef {
                 page: "observability.md",
                 heading: "Metrics (Prometheus)",
             },
-            method: "Drive liveness and GET /items/{id}; scrape twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type, counter monotonicity, the route template, bucket bounds, a non-standard method; scrape without credentials while a protected route answers 401.",
-            needs: &[],
-            check: check!(gofastr::exposition),
-        },
-        Clause {
-            id: "GF-MET-2",
-            framework: Framework::GoFastr,
-            area: "MET",
-            level: Level::Must,
-            promise: "With WithDB + WithMetrics, /metrics carries the db_pool_* gauges and counters.",
-            doc: DocRef {
+            "Drive liveness and GET /items/{id}; scrape twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type, counter monotonicity, the route template, bucket bounds, a non-standard method; scrape without credentials while a protected route answers 401.",
+            &[],
+            check!(gofastr::exposition),
+        ),
+        Clause::new(
+            "GF-MET-2",
+            Level::Must,
+            "With WithDB + WithMetrics, /metrics carries the db_pool_* gauges and counters.",
+            DocRef {
                 page: "observability.md",
                 heading: "What is recorded",
             },
-            method: "Boot with the candidate's app.Metrics() call (types and values recorded), then without it (only WithDB + WithMetrics, as the table says); scrape each and look for the five db_pool_* families with their documented types.",
-            needs: &[],
-            check: check!(gofastr::db_pool),
-        },
-        Clause {
-            id: "GF-MET-3",
-            framework: Framework::GoFastr,
-            area: "MET",
-            level: Level::Must,
-            promise: "Metrics are opt-in (no /metrics without WithMetrics), and WithMetrics with WithoutDefaultMiddleware panics.",
-            doc: DocRef {
+            "Boot with the candidate's app.Metrics() call (types and values recorded), then without it (only WithDB + WithMetrics, as the table says); scrape each and look for the five db_pool_* families with their documented types.",
+            &[],
+            check!(gofastr::db_pool),
+        ),
+        Clause::new(
+            "GF-MET-3",
+            Level::Must,
+            "Metrics are opt-in (no /metrics without WithMetrics), and WithMetrics with WithoutDefaultMiddleware panics.",
+            DocRef {
                 page: "observability.md",
                 heading: "Custom middleware chain",
             },
-            method: "Boot without WithMetrics and GET /metrics (expect 404); start with WithMetrics + WithoutDefaultMiddleware and expect the process to panic at NewApp, naming both options, before it listens.",
-            needs: &[],
-            check: check!(gofastr::opt_in),
-        },
-        Clause {
-            id: "GR-MET-1",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Must,
-            promise: "GET :METRICS_PORT/metrics answers valid Prometheus text without auth (app auth does not apply); pprof is served at /debug/pprof/ on the same port.",
-            doc: DocRef {
+            "Boot without WithMetrics and GET /metrics (expect 404); start with WithMetrics + WithoutDefaultMiddleware and expect the process to panic at NewApp, naming both options, before it listens.",
+            &[],
+            check!(gofastr::opt_in),
+        ),
+        Clause::new(
+            "GR-MET-1",
+            Level::Must,
+            "GET :METRICS_PORT/metrics answers valid Prometheus text without auth (app auth does not apply); pprof is served at /debug/pprof/ on the same port.",
+            DocRef {
                 page: "quick-start/observability",
                 heading: "Metrics; guides/production-prometheus-kubernetes; advanced-guide/debugging",
             },
-            method: "Drive liveness and GET /items/{id}; scrape METRICS_PORT twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type and counter monotonicity; boot with basic auth and scrape without credentials; GET /debug/pprof/.",
-            needs: &[],
-            check: check!(gofr::exposition),
-        },
-        Clause {
-            id: "GR-MET-2",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Must,
-            promise: "The documented default metric families are published from server start, each with its documented type.",
-            doc: DocRef {
+            "Drive liveness and GET /items/{id}; scrape METRICS_PORT twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type and counter monotonicity; boot with basic auth and scrape without credentials; GET /debug/pprof/.",
+            &[],
+            check!(gofr::exposition),
+        ),
+        Clause::new(
+            "GR-MET-2",
+            Level::Must,
+            "The documented default metric families are published from server start, each with its documented type.",
+            DocRef {
                 page: "quick-start/observability",
                 heading: "Default Metrics",
             },
-            method: "Boot on SQLite, scrape at boot, drive HTTP and SQL traffic, scrape again; every family of the Default Metrics table (GraphQL and cron families aside: the candidate registers neither) must have a # TYPE line of its documented type.",
-            needs: &[],
-            check: check!(gofr::default_families),
-        },
-        Clause {
-            id: "GR-MET-3",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Must,
-            promise: "app_http_response is a histogram in seconds labelled path (the route template), method and status.",
-            doc: DocRef {
+            "Boot on SQLite, scrape at boot, drive HTTP and SQL traffic, scrape again; every family of the Default Metrics table (GraphQL and cron families aside: the candidate registers neither) must have a # TYPE line of its documented type.",
+            &[],
+            check!(gofr::default_families),
+        ),
+        Clause::new(
+            "GR-MET-3",
+            Level::Must,
+            "app_http_response is a histogram in seconds labelled path (the route template), method and status.",
+            DocRef {
                 page: "guides/production-prometheus-kubernetes",
                 heading: "What /metrics looks like",
             },
-            method: "GET /items/42 twice; scrape; expect app_http_response series with path=\"/items/{id}\", method GET and the status served, none with the raw path, and the documented buckets 0.005 and 0.01.",
-            needs: &[],
-            check: check!(gofr::http_histogram),
-        },
-        Clause {
-            id: "GR-MET-4",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Info,
-            promise: "Metric names get no `_total` suffix, every series carries otel_scope_* labels, and there is no target_info.",
-            doc: DocRef {
+            "GET /items/42 twice; scrape; expect app_http_response series with path=\"/items/{id}\", method GET and the status served, none with the raw path, and the documented buckets 0.005 and 0.01.",
+            &[],
+            check!(gofr::http_histogram),
+        ),
+        Clause::new(
+            "GR-MET-4",
+            Level::Info,
+            "Metric names get no `_total` suffix, every series carries otel_scope_* labels, and there is no target_info.",
+            DocRef {
                 page: "pkg/gofr/metrics/exporters/exporter.go",
                 heading: "NoTranslation, WithoutTargetInfo",
             },
-            method: "Touch the custom counter, scrape; record the counter's sample name, the otel_scope_* labels, target_info and the default-registry families.",
-            needs: &[],
-            check: check!(gofr::naming),
-        },
-        Clause {
-            id: "GR-MET-5",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Must,
-            promise: "SQL queries are recorded in app_sql_stats (ms, labels hostname, database, type) and the pool in app_sql_open_connections / app_sql_inUse_connections gauges.",
-            doc: DocRef {
+            "Touch the custom counter, scrape; record the counter's sample name, the otel_scope_* labels, target_info and the default-registry families.",
+            &[],
+            check!(gofr::naming),
+        ),
+        Clause::new(
+            "GR-MET-5",
+            Level::Must,
+            "SQL queries are recorded in app_sql_stats (ms, labels hostname, database, type) and the pool in app_sql_open_connections / app_sql_inUse_connections gauges.",
+            DocRef {
                 page: "guides/connection-pooling",
                 heading: "SQL connection pool",
             },
-            method: "On SQLite and on Postgres: scrape, run the parameterised route (a SELECT) twice, poll scrapes until the pool gauges show an open connection; the SELECT series must have grown by two; in-use must not exceed open.",
-            needs: &[Need::Postgres],
-            check: check!(gofr::sql_metrics),
-        },
-        Clause {
-            id: "GR-MET-6",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Must,
-            promise: "Custom counters, up-down counters, histograms and gauges registered on app.Metrics() are exported with the labels given when recording.",
-            doc: DocRef {
+            "On SQLite and on Postgres: scrape, run the parameterised route (a SELECT) twice, poll scrapes until the pool gauges show an open connection; the SELECT series must have grown by two; in-use must not exceed open.",
+            &[Need::Postgres],
+            check!(gofr::sql_metrics),
+        ),
+        Clause::new(
+            "GR-MET-6",
+            Level::Must,
+            "Custom counters, up-down counters, histograms and gauges registered on app.Metrics() are exported with the labels given when recording.",
+            DocRef {
                 page: "advanced-guide/publishing-custom-metrics",
                 heading: "Usage; Adding Labels to Custom Metrics",
             },
-            method: "GET the candidate's custom-metrics route three times; scrape; each instrument must have its type, the label route=\"counter\" and the value three requests produce (histogram: its registered buckets, count and sum).",
-            needs: &[],
-            check: check!(gofr::custom_metrics),
-        },
-        Clause {
-            id: "GR-MET-7",
-            framework: Framework::GoFr,
-            area: "MET",
-            level: Level::Info,
-            promise: "The runtime gauges (app_go_routines, app_sys_*, app_go_numGC, app_go_sys) are refreshed when scraped.",
-            doc: DocRef {
+            "GET the candidate's custom-metrics route three times; scrape; each instrument must have its type, the label route=\"counter\" and the value three requests produce (histogram: its registered buckets, count and sum).",
+            &[],
+            check!(gofr::custom_metrics),
+        ),
+        Clause::new(
+            "GR-MET-7",
+            Level::Info,
+            "The runtime gauges (app_go_routines, app_sys_*, app_go_numGC, app_go_sys) are refreshed when scraped.",
+            DocRef {
                 page: "pkg/gofr/metrics/handler.go",
                 heading: "systemMetricsHandler",
             },
-            method: "Scrape twice in a row with no other traffic; record the runtime gauges of each scrape.",
-            needs: &[],
-            check: check!(gofr::runtime_gauges),
-        },
+            "Scrape twice in a row with no other traffic; record the runtime gauges of each scrape.",
+            &[],
+            check!(gofr::runtime_gauges),
+        ),
     ]
 }
 

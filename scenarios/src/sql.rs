@@ -15,7 +15,7 @@ use harness::verdict::{Failure, Level};
 use serde_json::Value;
 
 use crate::check;
-use crate::clause::{Clause, DocRef, Need};
+use crate::clause::Clause;
 use crate::cx::{App, Cx, Db};
 use crate::profile::DbTarget;
 
@@ -30,20 +30,7 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const MAX_OPEN: i64 = 3;
 const MAX_IDLE: &str = "1";
 
-fn clause(
-    id: &'static str,
-    level: Level,
-    promise: &'static str,
-    doc: (&'static str, &'static str),
-    method: &'static str,
-    check: crate::clause::Check,
-) -> Clause {
-    let doc = DocRef {
-        page: doc.0,
-        heading: doc.1,
-    };
-    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
-}
+use crate::clause::on_postgres as clause;
 
 /// The SQL clauses (GoFr only: GoFastr's database is opened by the app, not the framework).
 pub fn clauses() -> Vec<Clause> {

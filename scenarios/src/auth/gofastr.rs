@@ -18,7 +18,6 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::{Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// The candidate variable that leaves out the durable session store (conform.go).
 const MEMORY_SESSIONS_ENV: &str = "HARNESS_MEMORY_SESSIONS";
@@ -32,17 +31,8 @@ const PASSWORD: &str = "conform-password-1";
 
 /// GoFastr's AUTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, doc: DocRef, method, check| Clause {
-        id,
-        framework: Framework::GoFastr,
-        area: "AUTH",
-        level,
-        promise,
-        doc,
-        method,
-        needs: &[],
-        check,
-    };
+    let clause =
+        |id, level, promise, doc: DocRef, method, check| Clause::new(id, level, promise, doc, method, &[], check);
     vec![
         clause(
             "GF-AUTH-1",

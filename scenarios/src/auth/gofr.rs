@@ -21,7 +21,6 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::{Attached, Cx, Db};
-use crate::profile::Framework;
 
 /// Path of the JWKS document on the stub.
 const JWKS_PATH: &str = "/jwks.json";
@@ -43,19 +42,19 @@ const KID: &str = "conform-test-key";
 
 /// GoFr's AUTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, heading, method, check| Clause {
-        id,
-        framework: Framework::GoFr,
-        area: "AUTH",
-        level,
-        promise,
-        doc: DocRef {
-            page: "advanced-guide/authentication",
-            heading,
-        },
-        method,
-        needs: &[],
-        check,
+    let clause = |id, level, promise, heading, method, check| {
+        Clause::new(
+            id,
+            level,
+            promise,
+            DocRef {
+                page: "advanced-guide/authentication",
+                heading,
+            },
+            method,
+            &[],
+            check,
+        )
     };
     vec![
         clause(

@@ -14,15 +14,12 @@ use super::table::Expect::{Absent, EchoRoute, Line, NoLine, Refuses, Rejected, S
 use super::table::{Case, code, doc};
 use super::table_clause;
 use crate::clause::Clause;
-use crate::profile::Framework;
 
 /// The GF-ENV clauses.
 pub fn clauses() -> Vec<Clause> {
     vec![
         table_clause! {
             id: "GF-ENV-1",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "`.env.local`, `.env.<APP_ENV>` and `.env` are loaded from the working directory in every environment; the earlier file wins; missing files are skipped.",
             doc: ("dotenv.md", "Defaults"),
@@ -31,8 +28,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-2",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "A variable already in the process environment always beats every file, even when it is empty.",
             doc: ("dotenv.md", "Precedence"),
@@ -41,8 +36,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-3",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Info,
             promise: "APP_ENV selects `.env.<APP_ENV>` from the process environment; APP_ENV written in `.env` is recorded.",
             doc: ("dotenv.md", "Defaults"),
@@ -51,8 +44,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-4",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "GOFASTR_DOTENV=off in the process environment suppresses loading the files; in `.env` it has no effect.",
             doc: ("dotenv.md", "Disabling auto-load"),
@@ -61,8 +52,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-5",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "A malformed env file fails fast, naming the file and the line.",
             doc: ("dotenv.md", "Defaults"),
@@ -71,8 +60,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-6",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "`${VAR}` in double-quoted values resolves from the same or an earlier file, then the process environment, else empty; escapes, cycles and unclosed braces as documented.",
             doc: ("dotenv.md", "Variable expansion `${VAR}`"),
@@ -81,8 +68,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-7",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "The file format: quoting and escapes, `export`, inline `#` kept in unquoted values; invalid keys and multi-line values are parse errors.",
             doc: ("dotenv.md", "File format"),
@@ -91,8 +76,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-8",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "GOFASTR_SECRET and GOFASTR_SECRET_PREVIOUS (each at least 32 characters) are accepted from the environment or `.env`; shorter ones are recorded.",
             doc: ("deploy.md", "Rotating secrets without a mass logout"),
@@ -101,8 +84,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-9",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "GOFASTR_ROLE=worker serves only /healthz and /readyz; serve serves the full router; an invalid role fails at construction.",
             doc: ("scaling.md", "Serve/worker roles"),
@@ -111,8 +92,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GF-ENV-10",
-            framework: Framework::GoFastr,
-            area: "ENV",
             level: Level::Must,
             promise: "Livereload routes exist only with GOFASTR_DEV truthy, never with GOFASTR_ENV=production or GOFASTR_DEV_LIVERELOAD=0.",
             doc: ("dev-livereload.md", "How it turns on"),

@@ -14,15 +14,12 @@ use super::table::Expect::{Json, Line, NoLine, Refuses, Serves, Value};
 use super::table::{Case, code, doc};
 use super::table_clause;
 use crate::clause::Clause;
-use crate::profile::Framework;
 
 /// The GR-CFG clauses.
 pub fn clauses() -> Vec<Clause> {
     vec![
         table_clause! {
             id: "GR-CFG-1",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "`./configs/.env` (relative to the working directory) is loaded as the base; the app boots without it.",
             doc: ("quick-start/configuration", "Configuring Environments in GoFr"),
@@ -31,8 +28,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-2",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "APP_ENV=X overlays `./configs/.X.env` on `.env`: overlay keys win, keys only `.env` has survive.",
             doc: ("quick-start/configuration", "Configuring Environments in GoFr"),
@@ -41,8 +36,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-3",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "Without APP_ENV the overlay is `./configs/.local.env`; with APP_ENV set, `.local.env` is not read.",
             doc: ("guides/twelve-factor-config", "Local development with `.env`"),
@@ -51,8 +44,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-4",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "A variable in the real environment beats both files.",
             doc: ("guides/twelve-factor-config", "How GoFr loads config"),
@@ -61,8 +52,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-5",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Info,
             promise: "APP_ENV naming a missing file is ignored silently; the overlay loads even without `.env`.",
             doc: ("pkg/gofr/config/godotenv.go", "read"),
@@ -71,8 +60,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-6",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "APP_ENV may be set in `configs/.local.env` for development, and then picks the override file.",
             doc: ("guides/twelve-factor-config", "FAQ: Where do I set APP_ENV?"),
@@ -81,8 +68,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-7",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Info,
             promise: "A malformed `.env` or overlay file is fatal at boot (exit 1, naming the file).",
             doc: ("pkg/gofr/config/godotenv.go", "read"),
@@ -91,8 +76,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-8",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Info,
             promise: "With no `./configs` directory the loader looks for `/.env` at the filesystem root.",
             doc: ("pkg/gofr/gofr.go", "readConfig"),
@@ -101,8 +84,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-9",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Info,
             promise: "An empty variable in the real environment masks the file's value.",
             doc: ("pkg/gofr/config/godotenv.go", "read"),
@@ -111,8 +92,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-10",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "APP_NAME and APP_VERSION (defaults gofr-app and dev) are the name and version in the health body.",
             doc: ("references/configs", "App: APP_NAME, APP_VERSION"),
@@ -121,8 +100,6 @@ pub fn clauses() -> Vec<Clause> {
         },
         table_clause! {
             id: "GR-CFG-11",
-            framework: Framework::GoFr,
-            area: "CFG",
             level: Level::Must,
             promise: "GOFR_TELEMETRY=false, in the environment or in configs, disables the usage ping.",
             doc: ("references/configs", "App: GOFR_TELEMETRY"),

@@ -23,8 +23,6 @@ pub fn clauses() -> Vec<Clause> {
 macro_rules! table_clause {
     (
         id: $id:literal,
-        framework: $framework:expr,
-        area: $area:literal,
         level: $level:expr,
         promise: $promise:literal,
         doc: ($page:literal, $heading:literal),
@@ -34,20 +32,18 @@ macro_rules! table_clause {
         async fn run(cx: &mut $crate::cx::Cx) -> Result<(), ::harness::verdict::Failure> {
             $crate::config::table::judge(cx, $crate::config::table::Grade::of($level), $cases).await
         }
-        $crate::clause::Clause {
-            id: $id,
-            framework: $framework,
-            area: $area,
-            level: $level,
-            promise: $promise,
-            doc: $crate::clause::DocRef {
+        $crate::clause::Clause::new(
+            $id,
+            $level,
+            $promise,
+            $crate::clause::DocRef {
                 page: $page,
                 heading: $heading,
             },
-            method: $method,
-            needs: &[],
-            check: $crate::check!(run),
-        }
+            $method,
+            &[],
+            $crate::check!(run),
+        )
     }};
 }
 pub(crate) use table_clause;

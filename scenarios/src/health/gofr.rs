@@ -10,95 +10,82 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// GoFr's HEALTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause {
-            id: "GR-HLTH-1",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Must,
-            promise: "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
-            doc: DocRef {
+        Clause::new(
+            "GR-HLTH-1",
+            Level::Must,
+            "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
+            DocRef {
                 page: "advanced-guide/monitoring-service-health",
                 heading: "1. Aliveness",
             },
-            method: "Boot on SQLite and Postgres; GET /.well-known/alive; with Postgres cut, again.",
-            needs: &[Need::Postgres],
-            check: check!(gofr_alive),
-        },
-        Clause {
-            id: "GR-HLTH-2",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Must,
-            promise: "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
-            doc: DocRef {
+            "Boot on SQLite and Postgres; GET /.well-known/alive; with Postgres cut, again.",
+            &[Need::Postgres],
+            check!(gofr_alive),
+        ),
+        Clause::new(
+            "GR-HLTH-2",
+            Level::Must,
+            "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
+            DocRef {
                 page: "advanced-guide/monitoring-service-health",
                 heading: "2. Health-Check",
             },
-            method: "Boot on SQLite and on Postgres; GET /.well-known/health; parse the JSON.",
-            needs: &[Need::Postgres],
-            check: check!(gofr_health_when_healthy),
-        },
-        Clause {
-            id: "GR-HLTH-3",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Must,
-            promise: "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
-            doc: DocRef {
+            "Boot on SQLite and on Postgres; GET /.well-known/health; parse the JSON.",
+            &[Need::Postgres],
+            check!(gofr_health_when_healthy),
+        ),
+        Clause::new(
+            "GR-HLTH-3",
+            Level::Must,
+            "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
+            DocRef {
                 page: "deployment/deploying-to-kubernetes",
                 heading: "Probes",
             },
-            method: "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",
-            needs: &[Need::Postgres],
-            check: check!(gofr_health_tracks_database),
-        },
-        Clause {
-            id: "GR-HLTH-4",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Must,
-            promise: "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
-            doc: DocRef {
+            "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",
+            &[Need::Postgres],
+            check!(gofr_health_tracks_database),
+        ),
+        Clause::new(
+            "GR-HLTH-4",
+            Level::Must,
+            "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
+            DocRef {
                 page: "advanced-guide/monitoring-service-health",
                 heading: "2. Health-Check",
             },
-            method: "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
-            needs: &[],
-            check: check!(gofr_dependent_service),
-        },
-        Clause {
-            id: "GR-HLTH-5",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Must,
-            promise: "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
-            doc: DocRef {
+            "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
+            &[],
+            check!(gofr_dependent_service),
+        ),
+        Clause::new(
+            "GR-HLTH-5",
+            Level::Must,
+            "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
+            DocRef {
                 page: "advanced-guide/authentication",
                 heading: "Exempted Paths",
             },
-            method: "Boot with basic auth and with API-key auth; the protected endpoint must answer 401, the probes 200.",
-            needs: &[],
-            check: check!(gofr_probes_exempt_from_auth),
-        },
-        Clause {
-            id: "GR-HLTH-6",
-            framework: Framework::GoFr,
-            area: "HLTH",
-            level: Level::Should,
-            promise: "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
-            doc: DocRef {
+            "Boot with basic auth and with API-key auth; the protected endpoint must answer 401, the probes 200.",
+            &[],
+            check!(gofr_probes_exempt_from_auth),
+        ),
+        Clause::new(
+            "GR-HLTH-6",
+            Level::Should,
+            "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
+            DocRef {
                 page: "references/configs",
                 heading: "LOG_DISABLE_PROBES",
             },
-            method: "Boot with LOG_DISABLE_PROBES=true; GET both probes, then /hello; once /hello's request log appears, no probe request log may exist.",
-            needs: &[],
-            check: check!(gofr_probe_logs_disabled),
-        },
+            "Boot with LOG_DISABLE_PROBES=true; GET both probes, then /hello; once /hello's request log appears, no probe request log may exist.",
+            &[],
+            check!(gofr_probe_logs_disabled),
+        ),
     ]
 }
 

@@ -140,7 +140,10 @@ pub(super) async fn default_families(cx: &mut Cx) -> Result<(), Failure> {
         .into_iter()
         .filter(|n| exposition.family(n).is_none())
         .collect();
-    cx.note("not graded (subsystems the candidate does not use), absent", na.join(", "));
+    cx.note(
+        "not graded (subsystems the candidate does not use), absent",
+        na.join(", "),
+    );
     let grpc: Vec<&str> = exposition
         .families
         .iter()

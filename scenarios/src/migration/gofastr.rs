@@ -14,7 +14,7 @@ use harness::verdict::{Failure, Level};
 
 use super::*;
 use crate::check;
-use crate::clause::{Clause, DocRef, Need};
+use crate::clause::Clause;
 use crate::cx::{Cx, Db};
 
 /// The columns schema v1 gives `items`: its three fields plus the three the framework injects.
@@ -34,11 +34,7 @@ pub(super) fn clause(
     method: &'static str,
     check: crate::clause::Check,
 ) -> Clause {
-    let doc = DocRef {
-        page: doc.0,
-        heading: doc.1,
-    };
-    Clause::new(id, Level::Must, promise, doc, method, &[Need::Postgres], check)
+    crate::clause::on_postgres(id, Level::Must, promise, doc, method, check)
 }
 
 /// GoFastr's MIG clauses.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::check;
-use crate::clause::{Clause, DocRef, Need};
+use crate::clause::Clause;
 use crate::cx::{Cx, Db};
 
 /// The record table the docs name.
@@ -29,20 +29,7 @@ const EXTRA_KEYS: &str = "7,6";
 /// How long the slow key 3 holds the lock while a second replica boots.
 const SLOW_MIGRATION_MS: &str = "2000";
 
-fn clause(
-    id: &'static str,
-    level: Level,
-    promise: &'static str,
-    doc: (&'static str, &'static str),
-    method: &'static str,
-    check: crate::clause::Check,
-) -> Clause {
-    let doc = DocRef {
-        page: doc.0,
-        heading: doc.1,
-    };
-    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
-}
+use crate::clause::on_postgres as clause;
 
 /// GoFr's MIG clauses.
 pub(super) fn clauses() -> Vec<Clause> {

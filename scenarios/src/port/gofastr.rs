@@ -10,109 +10,94 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// GoFastr's PORT clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause {
-            id: "GF-PORT-1",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "A bare numeric PORT is normalised to listen on every interface.",
-            doc: DocRef {
+        Clause::new(
+            "GF-PORT-1",
+            Level::Must,
+            "A bare numeric PORT is normalised to listen on every interface.",
+            DocRef {
                 page: "deploy.md",
                 heading: "Configuration (env)",
             },
-            method: "Boot with PORT=<n>; read the bound address of the listening socket from /proc; probe liveness on loopback.",
-            needs: &[],
-            check: check!(bare_port_listens_everywhere),
-        },
-        Clause {
-            id: "GF-PORT-2",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "With PORT unset, the app listens on :8080 (every interface).",
-            doc: DocRef {
+            "Boot with PORT=<n>; read the bound address of the listening socket from /proc; probe liveness on loopback.",
+            &[],
+            check!(bare_port_listens_everywhere),
+        ),
+        Clause::new(
+            "GF-PORT-2",
+            Level::Must,
+            "With PORT unset, the app listens on :8080 (every interface).",
+            DocRef {
                 page: "deploy.md",
                 heading: "The single-binary model",
             },
-            method: "Boot with PORT unset; expect a socket bound to the unspecified address on port 8080.",
-            needs: &[],
-            check: check!(default_port_listens_everywhere),
-        },
-        Clause {
-            id: "GF-PORT-3",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "An explicit host:port or :port in PORT is honoured verbatim.",
-            doc: DocRef {
+            "Boot with PORT unset; expect a socket bound to the unspecified address on port 8080.",
+            &[],
+            check!(default_port_listens_everywhere),
+        ),
+        Clause::new(
+            "GF-PORT-3",
+            Level::Must,
+            "An explicit host:port or :port in PORT is honoured verbatim.",
+            DocRef {
                 page: "deploy.md",
                 heading: "Configuration (env)",
             },
-            method: "Boot with PORT=127.0.0.1:<n> (expect loopback only) and with PORT=:<n> (expect every interface).",
-            needs: &[],
-            check: check!(explicit_address_is_verbatim),
-        },
-        Clause {
-            id: "GF-PORT-4",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Should,
-            promise: "The listener binds last: while boot migration waits, nothing listens.",
-            doc: DocRef {
+            "Boot with PORT=127.0.0.1:<n> (expect loopback only) and with PORT=:<n> (expect every interface).",
+            &[],
+            check!(explicit_address_is_verbatim),
+        ),
+        Clause::new(
+            "GF-PORT-4",
+            Level::Should,
+            "The listener binds last: while boot migration waits, nothing listens.",
+            DocRef {
                 page: "framework/app.go",
                 heading: "OnReady: every earlier phase has already succeeded",
             },
-            method: "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
-            needs: &[Need::Postgres],
-            check: check!(crate::migration::waits_for_held_lock),
-        },
-        Clause {
-            id: "GF-PORT-5",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Info,
-            promise: "A port already in use ends the process with an error (after migrations ran).",
-            doc: DocRef {
+            "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
+            &[Need::Postgres],
+            check!(crate::migration::waits_for_held_lock),
+        ),
+        Clause::new(
+            "GF-PORT-5",
+            Level::Info,
+            "A port already in use ends the process with an error (after migrations ran).",
+            DocRef {
                 page: "framework/app.go",
                 heading: "Start: listen and serve",
             },
-            method: "Hold the port on loopback, boot on it, record exit status, the error line and whether the entity table was created.",
-            needs: &[],
-            check: check!(port_in_use_gofastr),
-        },
-        Clause {
-            id: "GF-PORT-6",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Info,
-            promise: "PORT=0 binds an ephemeral port and the banner reports the real one.",
-            doc: DocRef {
+            "Hold the port on loopback, boot on it, record exit status, the error line and whether the entity table was created.",
+            &[],
+            check!(port_in_use_gofastr),
+        ),
+        Clause::new(
+            "GF-PORT-6",
+            Level::Info,
+            "PORT=0 binds an ephemeral port and the banner reports the real one.",
+            DocRef {
                 page: "framework/app.go",
                 heading: "printStartupBanner",
             },
-            method: "Boot with PORT=0, read the bound port from /proc and compare with the banner's Listening line.",
-            needs: &[],
-            check: check!(ephemeral_port_banner),
-        },
-        Clause {
-            id: "GF-PORT-7",
-            framework: Framework::GoFastr,
-            area: "PORT",
-            level: Level::Should,
-            promise: "Inside a linked git worktree, Start remaps the requested port unless GOFASTR_ISOLATION=off.",
-            doc: DocRef {
+            "Boot with PORT=0, read the bound port from /proc and compare with the banner's Listening line.",
+            &[],
+            check!(ephemeral_port_banner),
+        ),
+        Clause::new(
+            "GF-PORT-7",
+            Level::Should,
+            "Inside a linked git worktree, Start remaps the requested port unless GOFASTR_ISOLATION=off.",
+            DocRef {
                 page: "isolation.md",
                 heading: "What is isolated",
             },
-            method: "Run from a linked `git worktree` without GOFASTR_ISOLATION and expect a different port than requested; with GOFASTR_ISOLATION=off expect the requested one.",
-            needs: &[],
-            check: check!(worktree_remaps_port),
-        },
+            "Run from a linked `git worktree` without GOFASTR_ISOLATION and expect a different port than requested; with GOFASTR_ISOLATION=off expect the requested one.",
+            &[],
+            check!(worktree_remaps_port),
+        ),
     ]
 }
 

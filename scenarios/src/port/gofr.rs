@@ -12,81 +12,70 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::{Cx, Db};
-use crate::profile::Framework;
 
 /// GoFr's PORT clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause {
-            id: "GR-PORT-1",
-            framework: Framework::GoFr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "HTTP_PORT sets the listen port on every interface; unset, it is 8000.",
-            doc: DocRef {
+        Clause::new(
+            "GR-PORT-1",
+            Level::Must,
+            "HTTP_PORT sets the listen port on every interface; unset, it is 8000.",
+            DocRef {
                 page: "references/configs",
                 heading: "App: HTTP_PORT (default 8000)",
             },
-            method: "Boot with HTTP_PORT=<n> and with it unset; read bound addresses from /proc; probe liveness. Odd values (0, -5, abc, ' 8001') are recorded, not graded.",
-            needs: &[],
-            check: check!(gofr_http_port),
-        },
-        Clause {
-            id: "GR-PORT-2",
-            framework: Framework::GoFr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "Metrics are served on METRICS_PORT (default 2121); METRICS_PORT=0 disables the metrics server.",
-            doc: DocRef {
+            "Boot with HTTP_PORT=<n> and with it unset; read bound addresses from /proc; probe liveness. Odd values (0, -5, abc, ' 8001') are recorded, not graded.",
+            &[],
+            check!(gofr_http_port),
+        ),
+        Clause::new(
+            "GR-PORT-2",
+            Level::Must,
+            "Metrics are served on METRICS_PORT (default 2121); METRICS_PORT=0 disables the metrics server.",
+            DocRef {
                 page: "quick-start/observability",
                 heading: "Disabling the Metrics Server",
             },
-            method: "Boot with METRICS_PORT unset (expect /metrics on 2121) and with METRICS_PORT=0 (expect the log line and no metrics listener).",
-            needs: &[],
-            check: check!(gofr_metrics_port),
-        },
-        Clause {
-            id: "GR-PORT-5",
-            framework: Framework::GoFr,
-            area: "PORT",
-            level: Level::Must,
-            promise: "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
-            doc: DocRef {
+            "Boot with METRICS_PORT unset (expect /metrics on 2121) and with METRICS_PORT=0 (expect the log line and no metrics listener).",
+            &[],
+            check!(gofr_metrics_port),
+        ),
+        Clause::new(
+            "GR-PORT-5",
+            Level::Must,
+            "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
+            DocRef {
                 page: "references/configs",
                 heading: "HTTP: CERT_FILE, KEY_FILE",
             },
-            method: "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
-            needs: &[],
-            check: check!(gofr_https),
-        },
-        Clause {
-            id: "GR-PORT-3",
-            framework: Framework::GoFr,
-            area: "PORT",
-            level: Level::Info,
-            promise: "A busy HTTP or metrics port is fatal at boot (exit 1).",
-            doc: DocRef {
+            "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
+            &[],
+            check!(gofr_https),
+        ),
+        Clause::new(
+            "GR-PORT-3",
+            Level::Info,
+            "A busy HTTP or metrics port is fatal at boot (exit 1).",
+            DocRef {
                 page: "pkg/gofr/factory.go",
                 heading: "initMetricsServer",
             },
-            method: "Hold the metrics port, then the HTTP port, on loopback; record exit status and the FATAL line.",
-            needs: &[],
-            check: check!(gofr_busy_ports),
-        },
-        Clause {
-            id: "GR-PORT-4",
-            framework: Framework::GoFr,
-            area: "PORT",
-            level: Level::Info,
-            promise: "An HTTP_PORT that passes the busy check but cannot be bound leaves the process running.",
-            doc: DocRef {
+            "Hold the metrics port, then the HTTP port, on loopback; record exit status and the FATAL line.",
+            &[],
+            check!(gofr_busy_ports),
+        ),
+        Clause::new(
+            "GR-PORT-4",
+            Level::Info,
+            "An HTTP_PORT that passes the busy check but cannot be bound leaves the process running.",
+            DocRef {
                 page: "pkg/gofr/http_server.go",
                 heading: "Run",
             },
-            method: "Boot with HTTP_PORT=70000; wait for the listen error line; record whether the process still runs with only its metrics listener.",
-            needs: &[],
-            check: check!(gofr_unbindable_port),
-        },
+            "Boot with HTTP_PORT=70000; wait for the listen error line; record whether the process still runs with only its metrics listener.",
+            &[],
+            check!(gofr_unbindable_port),
+        ),
     ]
 }
 

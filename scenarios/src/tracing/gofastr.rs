@@ -15,23 +15,22 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef};
 use crate::cx::Cx;
-use crate::profile::Framework;
 
 /// The page every GoFastr tracing promise is on.
 const PAGE: &str = "observability.md";
 
 /// GoFastr's TRACE clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, heading, method, check| Clause {
-        id,
-        framework: Framework::GoFastr,
-        area: "TRACE",
-        level,
-        promise,
-        doc: DocRef { page: PAGE, heading },
-        method,
-        needs: &[crate::clause::Need::Otlp],
-        check,
+    let clause = |id, level, promise, heading, method, check| {
+        Clause::new(
+            id,
+            level,
+            promise,
+            DocRef { page: PAGE, heading },
+            method,
+            &[crate::clause::Need::Otlp],
+            check,
+        )
     };
     vec![
         clause(

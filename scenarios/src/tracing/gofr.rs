@@ -22,7 +22,6 @@ use super::*;
 use crate::check;
 use crate::clause::{Clause, DocRef, Need};
 use crate::cx::Cx;
-use crate::profile::Framework;
 
 /// The plain route every GoFr scenario traces (the reference candidate's `GET /hello`).
 pub(super) const HELLO: &str = "/hello";
@@ -36,16 +35,16 @@ const REQUEST_LOG: Duration = Duration::from_secs(5);
 
 /// GoFr's TRC clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, page, heading, method, check| Clause {
-        id,
-        framework: Framework::GoFr,
-        area: "TRC",
-        level,
-        promise,
-        doc: DocRef { page, heading },
-        method,
-        needs: &[Need::Otlp],
-        check,
+    let clause = |id, level, promise, page, heading, method, check| {
+        Clause::new(
+            id,
+            level,
+            promise,
+            DocRef { page, heading },
+            method,
+            &[Need::Otlp],
+            check,
+        )
     };
     const PROD: &str = "guides/production-tracing";
     vec![
