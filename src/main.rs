@@ -1,22 +1,24 @@
 //! `conform`: certify the deployment contract of a Go web service.
 //!
-//! Three verbs over one clause registry: `list` the clauses, `explain` one, `certify` candidates.
+//! Four verbs over one clause registry: `list` the clauses, `explain` one, `certify` candidates,
+//! `diff` two certification runs.
 //! Exit codes are part of the interface (see `harness::report`): 0 every must clause passes,
 //! 1 some must clause fails, 2 the harness could not judge, 64 usage error.
 
+mod certify;
+mod output;
+mod progress;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use harness::candidate::BuildCache;
-use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
-use harness::service::Provider;
-use harness::verdict::{ClauseResult, Verdict};
-use scenarios::certify::{self, PrepareError, RunInfo};
+use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE};
 use scenarios::clause::Clause;
 use scenarios::profile::Framework;
-use scenarios::services::Services;
+
+use certify::CertifyOptions;
+use output::{Output, ReportFormat};
+use progress::Style;
 
 #[derive(Parser)]
 #[command(
@@ -64,7 +66,8 @@ enum Command {
         /// Only clauses of this area (PORT, HEALTH, ...); repeatable.
         #[arg(long)]
         area: Vec<String>,
-        /// Report format written to --out; `human` writes JSON, Markdown and JUnit XML into the --out directory.
+        /// Report format: `human` prints a summary and writes every format (JSON, Markdown, HTML,
+        /// JUnit XML) into the --out directory; any other writes that one format to --out.
         #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
         format: ReportFormat,
         /// Output: a directory for `human` (default `reports`), else a file (one candidate) or directory.
@@ -79,6 +82,9 @@ enum Command {
         /// Run every clause even if the candidate fails to boot in preflight.
         #[arg(long)]
         no_preflight: bool,
+        /// Plain lines instead of a progress bar (the default when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
     },
 }
 
@@ -92,14 +98,6 @@ enum FrameworkArg {
 enum ListFormat {
     Human,
     Json,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReportFormat {
-    Human,
-    Json,
-    Markdown,
-    Junit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,17 +128,22 @@ fn main() {
             parallel,
             provider: _,
             no_preflight,
+            no_progress,
         } => {
             let options = CertifyOptions {
                 filter,
                 area,
-                format,
-                out,
+                output: Output {
+                    format,
+                    out,
+                    candidates: candidates.len(),
+                },
                 parallel,
                 preflight: !no_preflight,
+                style: Style::detect(no_progress),
             };
             match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt.block_on(certify_all(&candidates, &options)),
+                Ok(rt) => rt.block_on(certify::certify_all(&candidates, &options)),
                 Err(err) => {
                     eprintln!("conform: cannot start the async runtime: {err}");
                     EXIT_NOT_JUDGED
@@ -224,258 +227,4 @@ fn diff(old: &Path, new: &Path) -> i32 {
         println!("  {change}");
     }
     if changes.is_empty() { 0 } else { EXIT_FAILED }
-}
-
-struct CertifyOptions {
-    filter: Vec<String>,
-    area: Vec<String>,
-    format: ReportFormat,
-    out: Option<PathBuf>,
-    parallel: usize,
-    preflight: bool,
-}
-
-async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let cache = BuildCache::from_env();
-    // Load every candidate first: a usage error in the second must not cost the first's run.
-    let mut loaded = Vec::new();
-    for dir in dirs {
-        match certify::load(dir) {
-            Ok(c) => loaded.push(c),
-            Err(err) => {
-                eprintln!("conform: {err}");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    let services = match Services::new(Provider::Native) {
-        Ok(s) => Arc::new(s),
-        Err(err) => {
-            eprintln!("conform: cannot prepare services: {err}");
-            return EXIT_NOT_JUDGED;
-        }
-    };
-    let mut worst = 0;
-    for (candidate, framework) in loaded {
-        let clauses: Vec<Clause> = scenarios::clauses_for(framework)
-            .into_iter()
-            .filter(|c| options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
-            .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area)))
-            .collect();
-        if clauses.is_empty() {
-            eprintln!("conform: no {} clause matches the filter", framework.name());
-            return EXIT_USAGE;
-        }
-        let info = RunInfo {
-            provider: Provider::Native.name().into(),
-            command: command.clone(),
-            started: SystemTime::now(),
-            clock: Instant::now(),
-        };
-        let name = candidate.manifest.name.clone();
-        eprintln!(
-            "conform: building {name} ({} {})",
-            candidate.manifest.framework_module, candidate.manifest.framework_version
-        );
-        let built = tokio::task::spawn_blocking({
-            let (cache, candidate) = (cache.clone(), candidate.clone());
-            move || certify::build(candidate, framework, &cache)
-        })
-        .await;
-        let target = match built {
-            Ok(Ok(t)) => t,
-            Ok(Err(PrepareError::Build(err))) => {
-                // The harness cannot judge a candidate it cannot build: every clause is an
-                // error carrying the build's own message, and the report says so.
-                eprintln!("conform: {err}");
-                let message = format!("the candidate could not be built: {err}");
-                let results = certify::unrun(
-                    &clauses,
-                    |_| Verdict::Error {
-                        message: message.clone(),
-                    },
-                    &Default::default(),
-                );
-                let report = certify::report(&candidate, framework, "", &info, results);
-                if let Err(err) = write_reports(&report, options, dirs.len()) {
-                    eprintln!("conform: writing the report: {err}");
-                }
-                print_summary(&report);
-                worst = combine(worst, EXIT_NOT_JUDGED);
-                continue;
-            }
-            Ok(Err(err)) => {
-                eprintln!("conform: {err}");
-                return EXIT_USAGE;
-            }
-            Err(err) => {
-                eprintln!("conform: build task failed: {err}");
-                return EXIT_NOT_JUDGED;
-            }
-        };
-        eprintln!(
-            "conform: {name}: {} ({}), {} clauses, {} at a time",
-            target.build.binary.display(),
-            if target.build.cached {
-                "cached".to_string()
-            } else {
-                format!("built in {:.1} s", target.build.took.as_secs_f64())
-            },
-            clauses.len(),
-            options.parallel
-        );
-        let results = if options.preflight {
-            match certify::preflight(target.clone(), services.clone()).await {
-                Ok(()) => None,
-                Err((why, evidence)) => {
-                    eprintln!("conform: {name} did not boot in preflight: {why}");
-                    eprintln!("conform: every clause is skipped; run with --no-preflight to grade them one by one");
-                    Some(certify::unrun(
-                        &clauses,
-                        |_| Verdict::Skip {
-                            reason: format!("preflight: the candidate did not boot: {why}"),
-                        },
-                        &evidence,
-                    ))
-                }
-            }
-        } else {
-            None
-        };
-        let preflight_failed = results.is_some();
-        let results = match results {
-            Some(r) => r,
-            None => {
-                scenarios::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, progress)
-                    .await
-            }
-        };
-        let report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
-        if let Err(err) = write_reports(&report, options, dirs.len()) {
-            eprintln!("conform: writing the report: {err}");
-            worst = combine(worst, EXIT_NOT_JUDGED);
-        }
-        print_summary(&report);
-        let code = if preflight_failed {
-            EXIT_FAILED
-        } else {
-            report.exit_code()
-        };
-        worst = combine(worst, code);
-    }
-    if let Some(startup) = services.postgres_startup() {
-        eprintln!("conform: Postgres started in {} ms", startup.as_millis());
-    }
-    match Arc::try_unwrap(services) {
-        Ok(services) => services.shutdown().await,
-        Err(_) => eprintln!("conform: services still in use at exit; they are killed by their owners"),
-    }
-    worst
-}
-
-/// The exit code of several candidates: any failure wins, then any unjudged, else success.
-fn combine(worst: i32, code: i32) -> i32 {
-    if worst == EXIT_FAILED || code == EXIT_FAILED {
-        EXIT_FAILED
-    } else {
-        worst.max(code)
-    }
-}
-
-fn progress(r: &ClauseResult) {
-    let detail = match &r.verdict {
-        Verdict::Fail(v) => format!(": {}", first_line(&v.actual)),
-        Verdict::Error { message } => format!(": {}", first_line(message)),
-        _ => String::new(),
-    };
-    eprintln!(
-        "  {:<8} {:<12} {:>6.1} s{detail}",
-        r.verdict.name(),
-        r.clause,
-        r.duration.as_secs_f64()
-    );
-}
-
-fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() > 140 {
-        format!("{}…", line.chars().take(140).collect::<String>())
-    } else {
-        line.to_string()
-    }
-}
-
-fn write_reports(report: &Report, options: &CertifyOptions, candidates: usize) -> std::io::Result<()> {
-    let file_for = |ext: &str| -> PathBuf {
-        match &options.out {
-            Some(out) if candidates == 1 && options.format != ReportFormat::Human => out.clone(),
-            Some(out) => out.join(format!("{}.{ext}", report.candidate)),
-            None => Path::new("reports").join(format!("{}.{ext}", report.candidate)),
-        }
-    };
-    let mut written = Vec::new();
-    if matches!(options.format, ReportFormat::Human | ReportFormat::Json) {
-        let path = file_for("json");
-        report::write_atomic(&path, &report::json(report))?;
-        written.push(path);
-    }
-    if matches!(options.format, ReportFormat::Human | ReportFormat::Markdown) {
-        let path = file_for("md");
-        report::write_atomic(&path, &report::markdown(report))?;
-        written.push(path);
-    }
-    if matches!(options.format, ReportFormat::Human | ReportFormat::Junit) {
-        let path = file_for("junit.xml");
-        report::write_atomic(&path, &report::junit(std::slice::from_ref(report)))?;
-        written.push(path);
-    }
-    for p in written {
-        eprintln!("conform: wrote {}", p.display());
-    }
-    Ok(())
-}
-
-fn print_summary(report: &Report) {
-    let s = &report.summary;
-    println!(
-        "{}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
-        report.candidate,
-        s.pass,
-        s.fail,
-        s.error,
-        s.skip,
-        s.observed,
-        s.must_pass,
-        s.must,
-        report.duration.as_secs_f64()
-    );
-}
-
-/// `*` matches any run, `?` one character; case-insensitive.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("GF-PORT-*", "GF-PORT-1"));
-        assert!(glob_match("gf-port-?", "GF-PORT-1"));
-        assert!(!glob_match("GF-PORT-?", "GF-PORT-10"));
-        assert!(glob_match("*HLTH*", "GR-HLTH-3"));
-        assert!(!glob_match("GR-*", "GF-PORT-1"));
-    }
 }

@@ -320,3 +320,55 @@ fn diff_reports_verdict_changes_and_exits_by_them() {
     let out = sb.run(&["diff", a.to_str().unwrap(), "/nonexistent/report.json"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }
+
+#[test]
+fn certify_writes_every_format_per_candidate_and_combined() {
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    let out = sb.run(&[
+        "certify",
+        &selftest("serves"),
+        &selftest("exits-at-boot"),
+        "--filter",
+        "GF-HEALTH-1",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "exits-at-boot fails preflight: {t}");
+    assert!(
+        !t.contains('\x1b'),
+        "no colour or bar when stderr is not a terminal: {t:?}"
+    );
+    for candidate in ["selftest-serves", "selftest-exits-at-boot"] {
+        for ext in ["json", "md", "html", "junit.xml"] {
+            let path = reports.join(format!("{candidate}.{ext}"));
+            assert!(path.is_file(), "{} was not written: {t}", path.display());
+        }
+    }
+    let combined = std::fs::read_to_string(reports.join("conform.md")).unwrap();
+    assert!(combined.starts_with("# conform: 2 candidates"), "{combined}");
+    assert!(
+        combined.contains("| GF-HEALTH-1 | must |") && combined.contains("selftest-serves | selftest-exits-at-boot |"),
+        "the matrix has a column per candidate: {combined}"
+    );
+    let html = std::fs::read_to_string(reports.join("conform.html")).unwrap();
+    assert!(html.contains(r#"<table id="matrix">"#), "{html}");
+    let junit = std::fs::read_to_string(reports.join("conform.junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 2, "{junit}");
+
+    // One format to one file.
+    let page = sb.path("one.html");
+    let out = sb.run(&[
+        "certify",
+        &selftest("serves"),
+        "--filter",
+        "GF-HEALTH-1",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert!(page.is_file(), "{}", text(&out));
+    sb.assert_clean();
+}

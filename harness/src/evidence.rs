@@ -36,6 +36,31 @@ pub struct LaunchEvidence {
     pub output_tail: Vec<String>,
 }
 
+impl LaunchEvidence {
+    /// How the launch ended, in words: `exit status 1 after 12 ms`, or that the harness stopped it.
+    pub fn ending(&self) -> String {
+        match &self.exit {
+            Some(x) => format!(
+                "{} after {} ms{}",
+                x.status,
+                x.after.as_millis(),
+                if x.killed_after_grace {
+                    " (killed after grace)"
+                } else {
+                    ""
+                }
+            ),
+            None => "stopped by the harness".into(),
+        }
+    }
+
+    /// The environment as `K=v K=v`, secrets already redacted when it was recorded.
+    pub fn env_line(&self) -> String {
+        let env: Vec<String> = self.launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.join(" ")
+    }
+}
+
 /// Everything a scenario observed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Evidence {
@@ -54,6 +79,28 @@ impl Evidence {
             key: key.into(),
             value: redact::text(&value.to_string()),
         });
+    }
+
+    /// Everything recorded, as plain text: notes, HTTP exchanges, then each launch with its
+    /// command, how it ended, its environment and the tail of its output (all already redacted).
+    pub fn as_text(&self) -> String {
+        let mut out = String::new();
+        for n in &self.notes {
+            out.push_str(&format!("{}: {}\n", n.key, n.value));
+        }
+        for x in &self.exchanges {
+            out.push_str(&x.summary());
+            out.push('\n');
+        }
+        for l in &self.launches {
+            out.push_str(&format!("$ {}  # {}\n", l.launch.command.join(" "), l.ending()));
+            out.push_str(&format!("env: {}\n", l.env_line()));
+            for line in &l.output_tail {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// True when nothing at all was recorded.

@@ -146,6 +146,9 @@ pub struct ClauseResult {
     pub promise: String,
     /// Where the framework documents it.
     pub doc: String,
+    /// A link to that page at the pinned framework version (empty when unknown).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub doc_url: String,
     /// The verdict (flattened: `verdict`, and `expected`/`actual`, `message` or `reason`).
     #[serde(flatten)]
     pub verdict: Verdict,

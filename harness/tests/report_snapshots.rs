@@ -8,7 +8,7 @@ use std::time::Duration;
 use harness::evidence::{Evidence, LaunchEvidence, Note};
 use harness::probe::{Exchange, Outcome};
 use harness::process::LaunchRecord;
-use harness::report::{self, Report, Summary};
+use harness::report::{self, ParityRow, Report, Summary};
 use harness::running::{Exit, ExitStatus};
 use harness::verdict::{ClauseResult, Level, Verdict, Violation};
 
@@ -19,6 +19,7 @@ fn result(clause: &str, level: Level, area: &str, verdict: Verdict, evidence: Ev
         area: area.into(),
         promise: format!("the promise of {clause}"),
         doc: "deploy.md › Configuration".into(),
+        doc_url: "https://github.com/DonaldMurillo/gofastr/blob/v0.67.0/framework/docs/content/deploy.md".into(),
         verdict,
         duration: Duration::from_millis(1234),
         evidence,
@@ -64,6 +65,42 @@ fn evidence() -> Evidence {
             output_tail: vec!["err: boot failed: production mode requires a secret".into()],
         }],
     }
+}
+
+/// A second candidate of the other framework, graded on the clauses the parity table pairs with
+/// the first one's.
+fn gofr_report() -> Report {
+    let results = vec![
+        result("GR-PORT-1", Level::Must, "PORT", Verdict::Pass, Evidence::default()),
+        result("GR-HLTH-3", Level::Must, "HLTH", Verdict::Pass, Evidence::default()),
+    ];
+    Report {
+        candidate: "gofr".into(),
+        framework: "gofr".into(),
+        framework_module: "gofr.dev".into(),
+        framework_version: "v1.56.6".into(),
+        command: "conform certify fixtures/candidates/gofastr fixtures/candidates/gofr".into(),
+        summary: Summary::of(&results),
+        results,
+        ..report()
+    }
+}
+
+fn parity() -> Vec<ParityRow> {
+    vec![
+        ParityRow {
+            promise: "Unset, the documented default port on every interface".into(),
+            clauses: vec!["GF-PORT-2".into(), "GR-PORT-1".into()],
+        },
+        ParityRow {
+            promise: "Readiness fails while the database is down, and recovers".into(),
+            clauses: vec!["GF-HEALTH-3".into(), "GR-HLTH-3".into()],
+        },
+        ParityRow {
+            promise: "A promise neither candidate was graded on".into(),
+            clauses: vec!["GF-MET-1".into(), "GR-MET-1".into()],
+        },
+    ]
 }
 
 fn report() -> Report {
@@ -122,7 +159,34 @@ fn json_report() {
 
 #[test]
 fn markdown_report() {
-    insta::assert_snapshot!(report::markdown(&report()));
+    insta::assert_snapshot!(report::markdown(&[report()], &parity()));
+}
+
+#[test]
+fn markdown_of_two_frameworks_has_the_matrix_and_parity() {
+    let md = report::markdown(&[report(), gofr_report()], &parity());
+    assert!(
+        md.contains(
+            "| Readiness fails while the database is down, and recovers | GF-HEALTH-3 ⚠️ error | GR-HLTH-3 ✅ pass |"
+        ),
+        "{md}"
+    );
+    assert!(
+        !md.contains("neither candidate"),
+        "a parity row with no verdict is left out: {md}"
+    );
+    assert!(md.contains("| GR-PORT-1 | must | — | ✅ pass |"), "{md}");
+    insta::assert_snapshot!(md);
+}
+
+#[test]
+fn html_report() {
+    let page = report::html(&[report(), gofr_report()], &parity());
+    // Self-contained: nothing the page would fetch (links to the docs are anchors, not resources).
+    for fetch in ["<link", " src=", "url(", "@import"] {
+        assert!(!page.contains(fetch), "the page fetches something ({fetch}): {page}");
+    }
+    insta::assert_snapshot!(page);
 }
 
 #[test]
@@ -134,4 +198,84 @@ fn junit_report() {
     assert_eq!(xml.matches("<error").count(), 1, "{xml}");
     assert_eq!(xml.matches("<skipped").count(), 1, "{xml}");
     insta::assert_snapshot!(xml);
+}
+
+/// Run `program` with `args`, its output captured; a missing program fails the test naming the
+/// Debian package that provides it (`cargo xtask setup` installs both).
+fn run(program: &str, package: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test driving a checker program (chromium, xmllint), not a candidate"
+    )]
+    let mut command = std::process::Command::new(program);
+    command.args(args).stdin(std::process::Stdio::null());
+    command.output().unwrap_or_else(|e| {
+        panic!("cannot run {program}: {e}; install Debian's `{package}` package (`cargo xtask setup` does)")
+    })
+}
+
+#[test]
+fn junit_validates_against_the_junit_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("junit.xml");
+    std::fs::write(&xml, report::junit(&[report(), gofr_report()])).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schema/junit.xsd");
+    let out = run(
+        "xmllint",
+        "libxml2-utils",
+        &[
+            "--noout".as_ref(),
+            "--schema".as_ref(),
+            schema.as_os_str(),
+            xml.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the JUnit report does not validate: {stderr}");
+    assert!(stderr.contains("validates"), "{stderr}");
+}
+
+/// The HTML page in a real browser: headless Chromium loads it from a file with the network
+/// off, runs its script, and the DOM it dumps has the matrix with every row shown, the parity
+/// table, and a failure's evidence.
+#[test]
+fn html_renders_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, report::html(&[report(), gofr_report()], &parity())).unwrap();
+    let profile = dir.path().join("chromium-profile");
+    let url = format!("file://{}", page.display());
+    let user_data = format!("--user-data-dir={}", profile.display());
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--proxy-server=127.0.0.1:9",
+        user_data.as_str(),
+        "--dump-dom",
+        url.as_str(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    let out = run("chromium", "chromium", &args);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The script ran and counted the matrix rows it shows: all seven clauses of both candidates.
+    assert!(dom.contains(r#"data-rows="7""#), "the page's script did not run: {dom}");
+    assert!(dom.contains(r#"<table id="matrix">"#), "{dom}");
+    assert!(
+        dom.contains(r#"<tr data-clause="GF-PORT-2" data-verdicts="fail">"#),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"<table id="parity">"#), "{dom}");
+    assert!(dom.contains(r#"<article id="gofastr-GF-PORT-2">"#), "{dom}");
+    assert!(dom.contains("bound to 127.0.0.1:8080"), "{dom}");
 }

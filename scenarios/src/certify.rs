@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use harness::candidate::{BuildCache, BuildError, Candidate, CandidateError, Variant};
 use harness::evidence::Evidence;
@@ -102,6 +102,16 @@ pub fn report(
     results: Vec<ClauseResult>,
 ) -> Report {
     let m = &candidate.manifest;
+    let pages: std::collections::HashMap<&str, &str> = crate::clauses_for(framework)
+        .iter()
+        .map(|c| (c.id, c.doc.page))
+        .collect();
+    let mut results = results;
+    for r in &mut results {
+        if let Some(page) = pages.get(r.clause.as_str()) {
+            r.doc_url = framework.profile().doc_url(&m.framework_version, page);
+        }
+    }
     Report {
         conform_version: env!("CARGO_PKG_VERSION").to_string(),
         candidate: m.name.clone(),
@@ -122,15 +132,6 @@ pub fn report(
 pub fn unrun(clauses: &[Clause], verdict: impl Fn(&Clause) -> Verdict, evidence: &Evidence) -> Vec<ClauseResult> {
     clauses
         .iter()
-        .map(|c| ClauseResult {
-            clause: c.id.to_string(),
-            level: c.level,
-            area: c.area.to_string(),
-            promise: c.promise.to_string(),
-            doc: c.doc.to_string(),
-            verdict: verdict(c),
-            duration: std::time::Duration::ZERO,
-            evidence: evidence.clone(),
-        })
+        .map(|c| c.result(verdict(c), Duration::ZERO, evidence.clone()))
         .collect()
 }

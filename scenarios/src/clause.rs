@@ -5,8 +5,11 @@
 //! run. Clause IDs are the catalogue's (`GF-PORT-1`, `GR-HLTH-3`), so a report row, a trial name
 //! and a catalogue entry always match.
 
+use std::time::Duration;
+
 use futures::future::BoxFuture;
-use harness::verdict::{Failure, Level};
+use harness::evidence::Evidence;
+use harness::verdict::{ClauseResult, Failure, Level, Verdict};
 use serde::Serialize;
 
 use crate::cx::Cx;
@@ -103,6 +106,24 @@ impl Clause {
             method,
             needs,
             check,
+        }
+    }
+}
+
+impl Clause {
+    /// This clause's row in a report: `verdict`, how long judging took, and what was seen. The
+    /// doc link is filled in by the report, which knows the framework version.
+    pub fn result(&self, verdict: Verdict, duration: Duration, evidence: Evidence) -> ClauseResult {
+        ClauseResult {
+            clause: self.id.to_string(),
+            level: self.level,
+            area: self.area.to_string(),
+            promise: self.promise.to_string(),
+            doc: self.doc.to_string(),
+            doc_url: String::new(),
+            verdict,
+            duration,
+            evidence,
         }
     }
 }

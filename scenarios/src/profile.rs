@@ -123,9 +123,27 @@ pub struct Profile {
     pub default_shutdown_timeout: Duration,
     /// Text of the log line the framework writes when a shutdown signal starts the drain.
     pub shutdown_log: &'static str,
+    /// The framework's source repository on GitHub (`owner/name`), where its docs live too.
+    pub repository: &'static str,
+    /// Where a documentation page (as the catalogue names it) lives in that repository; `{page}`
+    /// is replaced. Source files (`*.go`) are linked as they are.
+    pub docs_path: &'static str,
 }
 
 impl Profile {
+    /// A link to the documentation page `page` (as a clause's [`DocRef`](crate::clause::DocRef)
+    /// names it) at the framework version `version`, pinned to that tag so the promise graded is
+    /// the one that version made. A page list (`a.md, b.md` or `a; b`) links its first page.
+    pub fn doc_url(&self, version: &str, page: &str) -> String {
+        let page = page.split([',', ';']).next().unwrap_or(page).trim();
+        let path = if page.ends_with(".go") {
+            page.to_string()
+        } else {
+            self.docs_path.replace("{page}", page)
+        };
+        format!("https://github.com/{}/blob/{version}/{path}", self.repository)
+    }
+
     /// The variables that point the candidate at `db`.
     pub fn db_env(&self, db: &DbTarget) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
@@ -190,7 +208,10 @@ impl Profile {
             ]),
             (Framework::GoFastr, Transport::HttpProtobuf) => Some(vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint()),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", Transport::HttpProtobuf.protocol().to_string()),
+                (
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    Transport::HttpProtobuf.protocol().to_string(),
+                ),
             ]),
             (Framework::GoFr, Transport::Grpc) => Some(vec![
                 ("TRACE_EXPORTER", "otlp".to_string()),
@@ -233,6 +254,8 @@ pub static GOFASTR: Profile = Profile {
     // deploy.md › TLS & graceful shutdown: "AppConfig.ShutdownTimeout (default 15s) caps it".
     default_shutdown_timeout: Duration::from_secs(15),
     shutdown_log: "shutdown signal received; draining",
+    repository: "DonaldMurillo/gofastr",
+    docs_path: "framework/docs/content/{page}",
 };
 
 /// GoFr: `HTTP_PORT` and `METRICS_PORT`, `DB_DIALECT` + `DB_*`, `/.well-known/*` probes,
@@ -271,4 +294,6 @@ pub static GOFR: Profile = Profile {
     default_shutdown_timeout: Duration::from_secs(30),
     // guides/graceful-shutdown › Verification: "Shutting down server with a timeout of 30s".
     shutdown_log: "Shutting down server with a timeout of",
+    repository: "gofr-dev/gofr",
+    docs_path: "docs/{page}/page.md",
 };

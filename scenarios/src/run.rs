@@ -37,35 +37,36 @@ pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Serv
         }
         Err(failure) => (Err(failure), Evidence::default()),
     };
-    ClauseResult {
-        clause: clause.id.to_string(),
-        level: clause.level,
-        area: clause.area.to_string(),
-        promise: clause.promise.to_string(),
-        doc: clause.doc.to_string(),
-        verdict: Verdict::from_outcome(clause.level, outcome),
-        duration: started.elapsed(),
-        evidence,
-    }
+    let verdict = Verdict::from_outcome(clause.level, outcome);
+    clause.result(verdict, started.elapsed(), evidence)
+}
+
+/// Told as clauses start and finish, for progress output. Called from the task running the
+/// clauses, never concurrently.
+pub trait Observer {
+    /// `clause` started.
+    fn started(&self, _clause: &Clause) {}
+    /// A clause finished with `result`.
+    fn finished(&self, result: &ClauseResult);
 }
 
 /// Run `clauses` on `target`, `parallel` at a time, results in the clauses' order.
-/// `on_done` is called as each finishes (for progress output).
 pub async fn run_clauses(
     clauses: &[Clause],
     target: Arc<Target>,
     services: Arc<Services>,
     parallel: usize,
-    on_done: impl Fn(&ClauseResult),
+    observer: &dyn Observer,
 ) -> Vec<ClauseResult> {
     let mut results: Vec<(usize, ClauseResult)> = futures::stream::iter(clauses.iter().enumerate())
         .map(|(i, clause)| {
             let target = target.clone();
             let services = services.clone();
+            observer.started(clause);
             async move { (i, run_clause(clause, target, services).await) }
         })
         .buffer_unordered(parallel.max(1))
-        .inspect(|(_, r)| on_done(r))
+        .inspect(|(_, r)| observer.finished(r))
         .collect()
         .await;
     results.sort_by_key(|(i, _)| *i);

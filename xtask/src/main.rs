@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask certify` — the main job: certify the reference candidates into `reports/`.
 //! - `cargo xtask test`    — the whole suite, exactly what CI runs.
-//! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (Postgres server
-//!   binaries from Debian, Go check).
+//! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (from Debian: Postgres
+//!   server binaries, Chromium for the HTML report test, xmllint for the JUnit schema check; and
+//!   a Go check).
 //! - `cargo xtask bench`   — measured figures (service start times, certification wall time).
 //!
 //! Plain std, no dependencies: this must build before anything else works.
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-const HELP: &str = "  setup    install what a fresh machine lacks (Postgres server binaries)
+const HELP: &str = "  setup    install what a fresh machine lacks (Debian: postgresql, chromium, libxml2-utils)
   test     setup, then the whole test suite (what CI runs)
   certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
   bench    setup, then measure service start times and certification wall time";
@@ -100,6 +101,27 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// What a fresh Debian machine lacks, each as (is it there?, Debian package, what it is for).
+fn needed() -> Vec<(bool, &'static str, &'static str)> {
+    vec![
+        (
+            postgres_installed(),
+            "postgresql",
+            "Postgres server binaries for the native provider",
+        ),
+        (
+            have("chromium"),
+            "chromium",
+            "the headless browser the HTML report test renders in",
+        ),
+        (
+            have("xmllint"),
+            "libxml2-utils",
+            "xmllint, which validates the JUnit report against its schema",
+        ),
+    ]
+}
+
 /// Install what a fresh machine lacks. Idempotent: each step checks first.
 fn setup() -> Result<(), Failure> {
     if !have("go") {
@@ -107,18 +129,34 @@ fn setup() -> Result<(), Failure> {
             "Go is not installed: conform builds candidates with `go build` (Go 1.26 or newer)",
         ));
     }
-    if !postgres_installed() {
-        if !is_root() {
-            return Err(fail(
-                "Postgres server binaries are missing; install Debian's `postgresql` package (needs root)",
-            ));
-        }
-        eprintln!("xtask: installing Debian's postgresql package (server binaries for the native provider)");
-        run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "postgresql"])
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let missing: Vec<(&str, &str)> = needed()
+        .into_iter()
+        .filter(|(present, _, _)| !present)
+        .map(|(_, package, why)| (package, why))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
+    let packages: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+    if !is_root() {
+        return Err(fail(format!(
+            "missing Debian packages: {}; install them as root (apt-get install {})",
+            missing
+                .iter()
+                .map(|(p, why)| format!("{p} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            packages.join(" ")
+        )));
+    }
+    for (package, why) in &missing {
+        eprintln!("xtask: installing Debian's {package}: {why}");
+    }
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! page alone. Built with quick-junit, never by hand.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
@@ -16,17 +17,24 @@ use crate::verdict::{ClauseResult, Verdict};
 
 /// The reports (one per candidate) as one JUnit document.
 pub fn junit(reports: &[Report]) -> String {
-    let mut suites: BTreeMap<String, TestSuite> = BTreeMap::new();
+    let mut suites: BTreeMap<String, (TestSuite, Duration)> = BTreeMap::new();
+    let mut total = Duration::ZERO;
     for report in reports {
         for result in &report.results {
-            let suite = suites
+            let (suite, time) = suites
                 .entry(result.area.clone())
-                .or_insert_with(|| TestSuite::new(result.area.clone()));
+                .or_insert_with(|| (TestSuite::new(result.area.clone()), Duration::ZERO));
             suite.add_test_case(case(report, result));
+            *time += result.duration;
+            total += result.duration;
         }
     }
     let mut doc = quick_junit::Report::new("conform");
-    doc.add_test_suites(suites.into_values());
+    doc.set_time(total);
+    doc.add_test_suites(suites.into_values().map(|(mut suite, time)| {
+        suite.set_time(time);
+        suite
+    }));
     doc.to_string().expect("a JUnit report of strings serializes")
 }
 
@@ -41,7 +49,7 @@ fn case(report: &Report, result: &ClauseResult) -> TestCase {
                 "expected: {}\nactual: {}\n\n{}",
                 v.expected,
                 v.actual,
-                evidence_text(result)
+                result.evidence.as_text()
             ));
             s
         }
@@ -49,7 +57,7 @@ fn case(report: &Report, result: &ClauseResult) -> TestCase {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
             s.set_message(message.clone());
             s.set_type("harness could not judge");
-            s.set_description(evidence_text(result));
+            s.set_description(result.evidence.as_text());
             s
         }
         Verdict::Skip { reason } => {
@@ -70,32 +78,10 @@ fn case(report: &Report, result: &ClauseResult) -> TestCase {
     ));
     if let Some(launch) = result.evidence.launches.first() {
         case.add_property(Property::new("command", launch.launch.command.join(" ")));
-        let env: Vec<String> = launch.launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        case.add_property(Property::new("env", env.join(" ")));
+        case.add_property(Property::new("env", launch.env_line()));
     }
     if result.verdict == Verdict::Observed {
-        case.set_system_out(evidence_text(result));
+        case.set_system_out(result.evidence.as_text());
     }
     case
-}
-
-/// Notes, exchanges and output tails as plain text (already redacted when recorded).
-fn evidence_text(result: &ClauseResult) -> String {
-    let e = &result.evidence;
-    let mut out = String::new();
-    for n in &e.notes {
-        out.push_str(&format!("{}: {}\n", n.key, n.value));
-    }
-    for x in &e.exchanges {
-        out.push_str(&x.summary());
-        out.push('\n');
-    }
-    for l in &e.launches {
-        out.push_str(&format!("$ {}\n", l.launch.command.join(" ")));
-        for line in &l.output_tail {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }

@@ -1,22 +1,29 @@
-//! Certification reports: pure functions from results to JSON and Markdown, and an atomic write.
+//! Certification reports: pure functions from results to JSON, Markdown, HTML and JUnit XML, and
+//! an atomic write.
 //!
 //! A report is a projection of [`ClauseResult`]s plus the facts needed to reproduce it
-//! (candidate, framework version, provider, binary hash). Renderers take the report and return
+//! (candidate, framework version, provider, binary hash). Renderers take reports and return
 //! text; nothing here runs a scenario or reads the clock, so every format can be tested on
-//! synthetic results. Files are written through a temporary file and a rename, so a report
-//! already on disk is never left half-overwritten.
+//! synthetic results. Markdown and HTML take several reports at once: the clause x candidate
+//! matrix, and the parity table that puts two frameworks' verdicts on the same generic promise
+//! side by side. Files are written through a temporary file and a rename, so a report already on
+//! disk is never left half-overwritten.
 
 pub mod diff;
+mod html;
 mod junit;
+mod markdown;
+mod matrix;
 
+pub use html::html;
 pub use junit::junit;
+pub use markdown::markdown;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::evidence::Evidence;
 use crate::verdict::{ClauseResult, Level, Verdict};
 
 /// Exit code: every `must` clause passed.
@@ -128,145 +135,29 @@ pub fn exit_code(results: &[ClauseResult]) -> i32 {
     }
 }
 
+/// One generic promise (drain, port, probes, ...) and the clause that grades it in each
+/// framework's catalogue. The table is data from the scenarios crate; the renderers only look up
+/// each candidate's verdict on whichever of `clauses` it was graded on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ParityRow {
+    /// The promise, in framework-neutral words.
+    pub promise: String,
+    /// Clause IDs grading it, one per framework.
+    pub clauses: Vec<String>,
+}
+
+/// The headline verdict of a report, in words.
+pub fn headline(report: &Report) -> &'static str {
+    match report.exit_code() {
+        EXIT_CERTIFIED => "certified",
+        EXIT_FAILED => "not certified",
+        _ => "not judged",
+    }
+}
+
 /// The report as pretty-printed JSON (schema in the README).
 pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).expect("reports serialize") + "\n"
-}
-
-fn verdict_cell(v: &Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "✅ pass",
-        Verdict::Fail(_) => "❌ fail",
-        Verdict::Error { .. } => "⚠️ error",
-        Verdict::Skip { .. } => "⏭ skip",
-        Verdict::Observed => "👁 observed",
-    }
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// The report as Markdown: summary line, clause table, then each fail and error with evidence,
-/// then what the info clauses observed.
-pub fn markdown(report: &Report) -> String {
-    let s = &report.summary;
-    let mut out = String::new();
-    let verdict = match report.exit_code() {
-        EXIT_CERTIFIED => "**certified**: every must clause passes",
-        EXIT_FAILED => "**not certified**: must clauses fail",
-        _ => "**not judged**: the harness could not judge every must clause",
-    };
-    out.push_str(&format!(
-        "# conform: {} ({} {})\n\n{verdict}. {} clauses: {} pass, {} fail, {} error, {} skip, {} observed; must {}/{}.\n\n",
-        report.candidate, report.framework_module, report.framework_version, s.total, s.pass, s.fail, s.error, s.skip, s.observed, s.must_pass, s.must
-    ));
-    out.push_str(&format!(
-        "Provider `{}` · started {} · {:.1} s · source `{}` · `{}`\n\n",
-        report.provider,
-        report.started_at,
-        report.duration.as_secs_f64(),
-        if report.source_hash.is_empty() {
-            "prebuilt"
-        } else {
-            &report.source_hash[..report.source_hash.len().min(16)]
-        },
-        report.command
-    ));
-    out.push_str("| clause | level | verdict | time | promise | doc |\n|---|---|---|---|---|---|\n");
-    for r in &report.results {
-        out.push_str(&format!(
-            "| {} | {} | {} | {:.1} s | {} | {} |\n",
-            r.clause,
-            r.level.name(),
-            verdict_cell(&r.verdict),
-            r.duration.as_secs_f64(),
-            cell(&r.promise),
-            cell(&r.doc)
-        ));
-    }
-    let failing: Vec<&ClauseResult> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Fail(_) | Verdict::Error { .. }))
-        .collect();
-    if !failing.is_empty() {
-        out.push_str("\n## Failures and errors\n");
-        for r in failing {
-            out.push_str(&format!(
-                "\n### {} ({}, {})\n\n{}\n\n",
-                r.clause,
-                r.level.name(),
-                r.verdict.name(),
-                r.promise
-            ));
-            match &r.verdict {
-                Verdict::Fail(v) => out.push_str(&format!("- expected: {}\n- actual: {}\n", v.expected, v.actual)),
-                Verdict::Error { message } => out.push_str(&format!("- harness error: {message}\n")),
-                _ => {}
-            }
-            out.push_str(&evidence_markdown(&r.evidence));
-        }
-    }
-    let observed: Vec<&ClauseResult> = report
-        .results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Observed)
-        .collect();
-    if !observed.is_empty() {
-        out.push_str("\n## Observed behaviour (info clauses, not graded)\n");
-        for r in observed {
-            out.push_str(&format!("\n### {}\n\n{}\n\n", r.clause, r.promise));
-            for n in &r.evidence.notes {
-                out.push_str(&format!("- {}: {}\n", n.key, n.value));
-            }
-        }
-    }
-    out
-}
-
-fn evidence_markdown(e: &Evidence) -> String {
-    let mut out = String::new();
-    for n in &e.notes {
-        out.push_str(&format!("- {}: {}\n", n.key, n.value));
-    }
-    if !e.exchanges.is_empty() {
-        out.push_str("\nHTTP:\n\n```text\n");
-        for x in &e.exchanges {
-            out.push_str(&x.summary());
-            out.push('\n');
-        }
-        out.push_str("```\n");
-    }
-    for (i, l) in e.launches.iter().enumerate() {
-        let env: Vec<String> = l.launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push_str(&format!(
-            "\nLaunch {}: `{}` in `{}`, {}\n\n```text\nenv: {}\n",
-            i + 1,
-            l.launch.command.join(" "),
-            l.launch.cwd,
-            match &l.exit {
-                Some(x) => format!(
-                    "{} after {} ms{}",
-                    x.status,
-                    x.after.as_millis(),
-                    if x.killed_after_grace {
-                        " (killed after grace)"
-                    } else {
-                        ""
-                    }
-                ),
-                None => "stopped by the harness".into(),
-            },
-            env.join(" ")
-        ));
-        for line in &l.output_tail {
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str("```\n");
-    }
-    out
 }
 
 /// Write `contents` to `path` atomically (temporary file in the same directory, then rename).
@@ -307,6 +198,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::Evidence;
     use crate::verdict::Violation;
 
     fn result(clause: &str, level: Level, verdict: Verdict) -> ClauseResult {
@@ -316,6 +208,7 @@ mod tests {
             area: "PORT".into(),
             promise: "a promise".into(),
             doc: "deploy.md".into(),
+            doc_url: String::new(),
             verdict,
             duration: Duration::from_millis(1500),
             evidence: Evidence::default(),
@@ -387,7 +280,7 @@ mod tests {
             )],
             summary: Summary::default(),
         };
-        let md = markdown(&report);
+        let md = markdown(std::slice::from_ref(&report), &[]);
         assert!(md.contains("| GR-HLTH-3 | must | ❌ fail |"), "{md}");
         assert!(md.contains("- expected: 503\n- actual: 200 DEGRADED"), "{md}");
         let v: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();

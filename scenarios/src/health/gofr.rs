@@ -43,7 +43,7 @@ pub(super) fn clauses() -> Vec<Clause> {
             Level::Must,
             "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
             DocRef {
-                page: "deployment/deploying-to-kubernetes",
+                page: "guides/deploying-to-kubernetes",
                 heading: "Probes",
             },
             "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",

@@ -1,0 +1,262 @@
+//! `conform certify`: load candidates, build them, preflight, run their clauses, write reports.
+//!
+//! One run shares its services (one Postgres server) across candidates. Each candidate's reports
+//! are written as soon as it is done; the combined documents (matrix and parity over every
+//! candidate) once all are. Exit codes combine over candidates: any failed must clause wins, then
+//! anything the harness could not judge.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use harness::candidate::BuildCache;
+use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
+use harness::service::Provider;
+use harness::verdict::Verdict;
+use scenarios::certify::{self, PrepareError, RunInfo};
+use scenarios::clause::Clause;
+use scenarios::services::Services;
+
+use crate::output::Output;
+use crate::progress::{Progress, Style};
+
+/// What `certify` was asked to do.
+pub(crate) struct CertifyOptions {
+    /// Clause ID globs (any matches).
+    pub(crate) filter: Vec<String>,
+    /// Areas (any matches).
+    pub(crate) area: Vec<String>,
+    /// Where reports go.
+    pub(crate) output: Output,
+    /// Scenarios at once per candidate.
+    pub(crate) parallel: usize,
+    /// Boot once before grading.
+    pub(crate) preflight: bool,
+    /// Terminal output.
+    pub(crate) style: Style,
+}
+
+/// Certify every candidate in `dirs`; the exit code.
+pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let cache = BuildCache::from_env();
+    // Load every candidate first: a usage error in the second must not cost the first's run.
+    let mut loaded = Vec::new();
+    for dir in dirs {
+        match certify::load(dir) {
+            Ok(c) => loaded.push(c),
+            Err(err) => {
+                eprintln!("conform: {err}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let services = match Services::new(Provider::Native) {
+        Ok(s) => Arc::new(s),
+        Err(err) => {
+            eprintln!("conform: cannot prepare services: {err}");
+            return EXIT_NOT_JUDGED;
+        }
+    };
+    let parity = scenarios::parity::rows();
+    let mut reports = Vec::new();
+    let mut worst = 0;
+    for (candidate, framework) in loaded {
+        let clauses: Vec<Clause> = scenarios::clauses_for(framework)
+            .into_iter()
+            .filter(|c| options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
+            .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area)))
+            .collect();
+        if clauses.is_empty() {
+            eprintln!("conform: no {} clause matches the filter", framework.name());
+            return EXIT_USAGE;
+        }
+        let info = RunInfo {
+            provider: Provider::Native.name().into(),
+            command: command.clone(),
+            started: SystemTime::now(),
+            clock: Instant::now(),
+        };
+        let name = candidate.manifest.name.clone();
+        eprintln!(
+            "conform: building {name} ({} {})",
+            candidate.manifest.framework_module, candidate.manifest.framework_version
+        );
+        let built = tokio::task::spawn_blocking({
+            let (cache, candidate) = (cache.clone(), candidate.clone());
+            move || certify::build(candidate, framework, &cache)
+        })
+        .await;
+        let target = match built {
+            Ok(Ok(t)) => t,
+            Ok(Err(PrepareError::Build(err))) => {
+                // The harness cannot judge a candidate it cannot build: every clause is an
+                // error carrying the build's own message, and the report says so.
+                eprintln!("conform: {err}");
+                let message = format!("the candidate could not be built: {err}");
+                let results = certify::unrun(
+                    &clauses,
+                    |_| Verdict::Error {
+                        message: message.clone(),
+                    },
+                    &Default::default(),
+                );
+                let report = certify::report(&candidate, framework, "", &info, results);
+                worst = combine(worst, EXIT_NOT_JUDGED);
+                if !written(options.output.candidate(&report, &parity)) {
+                    worst = combine(worst, EXIT_NOT_JUDGED);
+                }
+                print_summary(&report, options.style);
+                reports.push(report);
+                continue;
+            }
+            Ok(Err(err)) => {
+                eprintln!("conform: {err}");
+                return EXIT_USAGE;
+            }
+            Err(err) => {
+                eprintln!("conform: build task failed: {err}");
+                return EXIT_NOT_JUDGED;
+            }
+        };
+        eprintln!(
+            "conform: {name}: {} ({}), {} clauses, {} at a time",
+            target.build.binary.display(),
+            if target.build.cached {
+                "cached".to_string()
+            } else {
+                format!("built in {:.1} s", target.build.took.as_secs_f64())
+            },
+            clauses.len(),
+            options.parallel
+        );
+        let results = if options.preflight {
+            match certify::preflight(target.clone(), services.clone()).await {
+                Ok(()) => None,
+                Err((why, evidence)) => {
+                    eprintln!("conform: {name} did not boot in preflight: {why}");
+                    eprintln!("conform: every clause is skipped; run with --no-preflight to grade them one by one");
+                    Some(certify::unrun(
+                        &clauses,
+                        |_| Verdict::Skip {
+                            reason: format!("preflight: the candidate did not boot: {why}"),
+                        },
+                        &evidence,
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let preflight_failed = results.is_some();
+        let results = match results {
+            Some(r) => r,
+            None => {
+                let progress = Progress::new(options.style, &name, clauses.len());
+                let results = scenarios::run::run_clauses(
+                    &clauses,
+                    target.clone(),
+                    services.clone(),
+                    options.parallel,
+                    &progress,
+                )
+                .await;
+                progress.finish();
+                results
+            }
+        };
+        let report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
+        if !written(options.output.candidate(&report, &parity)) {
+            worst = combine(worst, EXIT_NOT_JUDGED);
+        }
+        print_summary(&report, options.style);
+        let code = if preflight_failed {
+            EXIT_FAILED
+        } else {
+            report.exit_code()
+        };
+        worst = combine(worst, code);
+        reports.push(report);
+    }
+    if !written(options.output.combined(&reports, &parity)) {
+        worst = combine(worst, EXIT_NOT_JUDGED);
+    }
+    if let Some(startup) = services.postgres_startup() {
+        eprintln!("conform: Postgres started in {} ms", startup.as_millis());
+    }
+    match Arc::try_unwrap(services) {
+        Ok(services) => services.shutdown().await,
+        Err(_) => eprintln!("conform: services still in use at exit; they are killed by their owners"),
+    }
+    worst
+}
+
+/// The exit code of several candidates: any failure wins, then any unjudged, else success.
+fn combine(worst: i32, code: i32) -> i32 {
+    if worst == EXIT_FAILED || code == EXIT_FAILED {
+        EXIT_FAILED
+    } else {
+        worst.max(code)
+    }
+}
+
+/// Say which files were written, or why not; false when a write failed.
+fn written(result: std::io::Result<Vec<PathBuf>>) -> bool {
+    match result {
+        Ok(paths) => {
+            for p in paths {
+                eprintln!("conform: wrote {}", p.display());
+            }
+            true
+        }
+        Err(err) => {
+            eprintln!("conform: writing the report: {err}");
+            false
+        }
+    }
+}
+
+fn print_summary(report: &Report, style: Style) {
+    let s = &report.summary;
+    let headline = style.headline(report);
+    println!(
+        "{}: {headline}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
+        report.candidate,
+        s.pass,
+        s.fail,
+        s.error,
+        s.skip,
+        s.observed,
+        s.must_pass,
+        s.must,
+        report.duration.as_secs_f64()
+    );
+}
+
+/// `*` matches any run, `?` one character; case-insensitive.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("GF-PORT-*", "GF-PORT-1"));
+        assert!(glob_match("gf-port-?", "GF-PORT-1"));
+        assert!(!glob_match("GF-PORT-?", "GF-PORT-10"));
+        assert!(glob_match("*HLTH*", "GR-HLTH-3"));
+        assert!(!glob_match("GR-*", "GF-PORT-1"));
+    }
+}
