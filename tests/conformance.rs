@@ -8,15 +8,15 @@
 //! served here has its trials reported as *ignored*, with the exact module error printed once;
 //! running them anyway (`--ignored`) fails them with that error, so nothing passes vacuously.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::verdict::{ClauseResult, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::certify::{self, PrepareError};
 use scenarios::services::Services;
 use serde::Deserialize;
 
@@ -40,30 +40,10 @@ impl Expected {
 
 type ExpectedTable = BTreeMap<String, BTreeMap<String, Expected>>;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn load_expected() -> Result<ExpectedTable, String> {
-    let path = root().join("fixtures/expected.toml");
+    let path = support::root().join("fixtures/expected.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn candidate_dirs() -> Vec<PathBuf> {
-    let dir = root().join("fixtures/candidates");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("candidate.toml").is_file())
-        .collect();
-    dirs.sort();
-    assert!(
-        !dirs.is_empty(),
-        "no candidate under {}: the suite would pass vacuously",
-        dir.display()
-    );
-    dirs
 }
 
 fn compare(result: &ClauseResult, expected: Option<&Expected>) -> Result<(), Failed> {
@@ -144,26 +124,19 @@ fn main() {
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
 
-    for dir in candidate_dirs() {
-        let (candidate, framework) = match certify::load(&dir) {
-            Ok(c) => c,
-            Err(err) => {
-                let msg = err.to_string();
+    for dir in support::candidate_dirs() {
+        let prepared = match support::prepare(&dir, &cache, args.list) {
+            Ok(p) => p,
+            Err(msg) => {
                 trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
                     Err(msg.into())
                 }));
                 continue;
             }
         };
-        let name = candidate.manifest.name.clone();
+        let (name, framework) = (prepared.name, prepared.framework);
         let clauses = scenarios::clauses_for(framework);
         known.insert(name.clone(), clauses.iter().map(|c| c.id).collect());
-        // Listing (nextest does this first) must not build anything.
-        let target = if args.list {
-            None
-        } else {
-            Some(certify::build(candidate, framework, &cache))
-        };
         for clause in clauses {
             let trial_name = format!("{name}::{}", clause.id);
             let want = expected
@@ -172,7 +145,8 @@ fn main() {
                 .and_then(|e| e.get(&name))
                 .and_then(|c| c.get(clause.id))
                 .cloned();
-            let trial = match &target {
+            let trial = match &prepared.target {
+                // Listing (nextest does this first) must not build anything.
                 None => Trial::test(trial_name, || Ok(())),
                 Some(Ok(target)) => {
                     let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
@@ -181,21 +155,17 @@ fn main() {
                         compare(&result, want.as_ref())
                     })
                 }
-                Some(Err(PrepareError::Build(err))) if err.is_module_not_served() => {
-                    let msg = err.to_string();
-                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(true)
-                }
-                Some(Err(err)) => {
-                    let msg = err.to_string();
-                    Trial::test(trial_name, move || Err(msg.clone().into()))
+                Some(Err(why)) => {
+                    let msg = why.message.clone();
+                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
                 }
             };
             trials.push(trial.with_kind(framework.name()));
         }
-        if let Some(Err(PrepareError::Build(err))) = &target
-            && err.is_module_not_served()
+        if let Some(Err(why)) = &prepared.target
+            && why.ignored
         {
-            unavailable.push(err.to_string());
+            unavailable.push(why.message.clone());
         }
     }
     trials.push(Trial::test("expected.toml::tidy", move || {
@@ -203,12 +173,7 @@ fn main() {
         tidy(&expected, &known)
     }));
 
-    for why in &unavailable {
-        eprintln!(
-            "\nconform: trials of this candidate are IGNORED, not passed:\n  {}\n",
-            why.replace('\n', "\n  ")
-        );
-    }
+    support::announce_ignored(&unavailable);
     let conclusion = libtest_mimic::run(&args, trials);
     if let Ok(services) = Arc::try_unwrap(services) {
         rt.block_on(services.shutdown());

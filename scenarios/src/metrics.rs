@@ -174,7 +174,7 @@ struct Scraped {
 }
 
 /// The knob naming the parameterised route, or a harness error.
-fn param_template(cx: &Cx) -> Result<String, Failure> {
+pub(crate) fn param_template(cx: &Cx) -> Result<String, Failure> {
     cx.target()
         .candidate
         .manifest
@@ -185,7 +185,7 @@ fn param_template(cx: &Cx) -> Result<String, Failure> {
 }
 
 /// Fill the template's path parameter (`/items/{id}` -> `/items/42`).
-fn fill(template: &str) -> String {
+pub(crate) fn fill(template: &str) -> String {
     match (template.find('{'), template.find('}')) {
         (Some(open), Some(close)) if open < close => {
             format!("{}{PARAM_VALUE}{}", &template[..open], &template[close + 1..])

@@ -180,6 +180,9 @@ pub fn normalise(text: &str) -> String {
                 "<uuid>",
             ),
             (r"\b[0-9a-fA-F]{16,}\b", "<id>"),
+            (r"(?i)(\bpid\W{1,3})\d+", "${1}<n>"),
+            // The harness names each scenario's database `conform_<n>`.
+            (r"\bconform_\d+\b", "conform_<n>"),
             (r#"(/tmp|/dev/shm)/[^\s'",)\]]+"#, "<tmp>"),
             (r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s)\b", "<duration>"),
             (r"\b\d{4,}\b", "<n>"),

@@ -43,11 +43,11 @@ use crate::cx::{App, Attached, Cx, Db, Spec};
 
 /// The OTel SDK variable setting the batch span processor's export interval (milliseconds).
 /// Both frameworks use the SDK's batch processor, which reads it.
-const BATCH_DELAY_ENV: &str = "OTEL_BSP_SCHEDULE_DELAY";
+pub(crate) const BATCH_DELAY_ENV: &str = "OTEL_BSP_SCHEDULE_DELAY";
 
 /// Export interval while a scenario waits for spans from a running candidate: short, so a span
 /// arrives a fraction of a second after its request (the SDK default is 5 s).
-const QUICK_BATCH_DELAY: &str = "200";
+pub(crate) const QUICK_BATCH_DELAY: &str = "200";
 
 /// Export interval when spans must arrive only through the flush at shutdown: ten minutes, far
 /// beyond any scenario, so no periodic export can deliver them first.
@@ -76,9 +76,9 @@ pub fn clauses() -> Vec<Clause> {
 
 /// A W3C `traceparent` the harness made up, with fresh random ids.
 #[derive(Debug, Clone)]
-struct TraceParent {
+pub(crate) struct TraceParent {
     /// 32 lowercase hex digits.
-    trace_id: String,
+    pub(crate) trace_id: String,
     /// 16 lowercase hex digits: the upstream span the candidate's span should be a child of.
     span_id: String,
     /// The `sampled` flag (`-01`), or not (`-00`).
@@ -87,7 +87,7 @@ struct TraceParent {
 
 impl TraceParent {
     /// Fresh ids.
-    fn new(sampled: bool) -> Result<TraceParent, Failure> {
+    pub(crate) fn new(sampled: bool) -> Result<TraceParent, Failure> {
         Ok(TraceParent {
             trace_id: random_hex(16)?,
             span_id: random_hex(8)?,
@@ -96,7 +96,7 @@ impl TraceParent {
     }
 
     /// The header value, `00-<trace id>-<span id>-<flags>`.
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         format!(
             "00-{}-{}-{}",
             self.trace_id,
@@ -125,10 +125,10 @@ enum Delivery {
 }
 
 /// A candidate booted with its exporter pointed at its own receiver.
-struct Traced {
-    receiver: OtlpReceiver,
-    app: App,
-    _db: Attached,
+pub(crate) struct Traced {
+    pub(crate) receiver: OtlpReceiver,
+    pub(crate) app: App,
+    pub(crate) _db: Attached,
 }
 
 /// Start a receiver and boot the candidate on SQLite with its exporter pointed at it over
@@ -172,7 +172,7 @@ async fn boot_traced(
 }
 
 /// `GET path`, with a `traceparent` when one is given; recorded.
-async fn get(cx: &mut Cx, app: &App, path: &str, parent: Option<&TraceParent>) -> Result<Exchange, Failure> {
+pub(crate) async fn get(cx: &mut Cx, app: &App, path: &str, parent: Option<&TraceParent>) -> Result<Exchange, Failure> {
     let addr = app
         .addr()
         .ok_or_else(|| Failure::harness("the app has no known port"))?;
@@ -200,7 +200,7 @@ async fn expect_spans(
 /// Send a sampled sentinel request to `path` and wait until its span has arrived: every span
 /// that ended before it has then been exported too (see the module docs). Returns every span
 /// received except the sentinel's own trace.
-async fn settle(cx: &mut Cx, traced: &Traced, path: &str) -> Result<Vec<ReceivedSpan>, Failure> {
+pub(crate) async fn settle(cx: &mut Cx, traced: &Traced, path: &str) -> Result<Vec<ReceivedSpan>, Failure> {
     let sentinel = TraceParent::new(true)?;
     let addr = traced
         .app

@@ -1,0 +1,78 @@
+//! What the test binaries that run the reference candidates share: finding the candidates under
+//! `fixtures/candidates/`, and building each once into a target, or into the reason its trials
+//! cannot run (the framework module not served here makes them *ignored*, with the exact module
+//! error; anything else fails them).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use harness::candidate::BuildCache;
+use scenarios::certify::{self, PrepareError};
+use scenarios::cx::Target;
+use scenarios::profile::Framework;
+
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every directory under `fixtures/candidates/` with a `candidate.toml`, sorted.
+pub(crate) fn candidate_dirs() -> Vec<PathBuf> {
+    let dir = root().join("fixtures/candidates");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("candidate.toml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "no candidate under {}: the suite would pass vacuously",
+        dir.display()
+    );
+    dirs
+}
+
+/// Why a candidate's trials cannot run.
+pub(crate) struct Unavailable {
+    /// The error, as printed and as each trial's failure.
+    pub(crate) message: String,
+    /// True when the framework module is not served here: the trials are ignored, not failed.
+    pub(crate) ignored: bool,
+}
+
+/// A candidate loaded from its directory, built unless only listing.
+pub(crate) struct Prepared {
+    /// The manifest's name.
+    pub(crate) name: String,
+    /// Its framework.
+    pub(crate) framework: Framework,
+    /// The built target; `None` when listing (nothing is built then).
+    pub(crate) target: Option<Result<Arc<Target>, Unavailable>>,
+}
+
+/// Load and (unless `list`) build the candidate in `dir`; a manifest error is `Err(message)`.
+pub(crate) fn prepare(dir: &std::path::Path, cache: &BuildCache, list: bool) -> Result<Prepared, String> {
+    let (candidate, framework) = certify::load(dir).map_err(|e| e.to_string())?;
+    let name = candidate.manifest.name.clone();
+    let target = (!list).then(|| {
+        certify::build(candidate, framework, cache).map_err(|err| Unavailable {
+            ignored: matches!(&err, PrepareError::Build(e) if e.is_module_not_served()),
+            message: err.to_string(),
+        })
+    });
+    Ok(Prepared {
+        name,
+        framework,
+        target,
+    })
+}
+
+/// Say loudly, once per candidate, that its trials are ignored rather than passed.
+pub(crate) fn announce_ignored(unavailable: &[String]) {
+    for why in unavailable {
+        eprintln!(
+            "\nconform: trials of this candidate are IGNORED, not passed:\n  {}\n",
+            why.replace('\n', "\n  ")
+        );
+    }
+}
