@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use harness::candidate::BuildCache;
+use harness::report::kills::{KillMatrix, MutantReport};
 use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
 use harness::service::Provider;
 use harness::verdict::Verdict;
 use scenarios::certify::{self, PrepareError, RunInfo};
 use scenarios::clause::Clause;
+use scenarios::mutant::Mutant;
 use scenarios::services::Services;
 
 use crate::output::Output;
@@ -34,6 +36,9 @@ pub(crate) struct CertifyOptions {
     pub(crate) preflight: bool,
     /// Terminal output.
     pub(crate) style: Style,
+    /// A directory of mutants (`fixtures/mutants`): each mutant of a certified candidate is run
+    /// on its areas and the candidate's report carries the kill matrix.
+    pub(crate) mutants: Option<PathBuf>,
 }
 
 /// Certify every candidate in `dirs`; the exit code.
@@ -165,7 +170,20 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
                 results
             }
         };
-        let report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
+        let mut report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
+        if let Some(dir) = &options.mutants {
+            match kill_matrix(dir, &target, &report, &services, options, &cache).await {
+                Ok(Some(matrix)) => {
+                    print_kill_summary(&matrix);
+                    report.kill_matrix = Some(matrix);
+                }
+                Ok(None) => eprintln!("conform: {name}: no mutant under {} is based on it", dir.display()),
+                Err(err) => {
+                    eprintln!("conform: {err}");
+                    worst = combine(worst, EXIT_NOT_JUDGED);
+                }
+            }
+        }
         if !written(options.output.candidate(&report, &parity)) {
             worst = combine(worst, EXIT_NOT_JUDGED);
         }
@@ -198,6 +216,93 @@ fn combine(worst: i32, code: i32) -> i32 {
     } else {
         worst.max(code)
     }
+}
+
+/// Run every mutant under `dir` whose base is `target`'s candidate, each on its own areas (and
+/// the run's filters), and compare with the reference's report. `None` when no mutant is based
+/// on this candidate.
+async fn kill_matrix(
+    dir: &std::path::Path,
+    target: &Arc<scenarios::cx::Target>,
+    reference: &Report,
+    services: &Arc<Services>,
+    options: &CertifyOptions,
+    cache: &BuildCache,
+) -> Result<Option<KillMatrix>, String> {
+    let candidates = target
+        .candidate
+        .dir
+        .parent()
+        .ok_or_else(|| format!("{} has no parent directory", target.candidate.dir.display()))?;
+    let mutants: Vec<Mutant> = scenarios::mutant::load_all(dir, candidates)?
+        .into_iter()
+        .filter(|m| m.base_dir.canonicalize().is_ok_and(|d| d == target.candidate.dir))
+        .collect();
+    if mutants.is_empty() {
+        return Ok(None);
+    }
+    let mut runs = Vec::new();
+    for mutant in mutants {
+        let clauses: Vec<Clause> = mutant
+            .clauses()
+            .into_iter()
+            .filter(|c| reference.results.iter().any(|r| r.clause == c.id))
+            .collect();
+        if clauses.is_empty() {
+            continue;
+        }
+        let built = tokio::task::spawn_blocking({
+            let (mutant, cache) = (mutant.clone(), cache.clone());
+            move || mutant.build(&cache)
+        })
+        .await
+        .map_err(|e| format!("building mutant {}: {e}", mutant.name))?
+        .map_err(|e| format!("building mutant {}: {e}", mutant.name))?;
+        let info = RunInfo {
+            provider: reference.provider.clone(),
+            command: reference.command.clone(),
+            started: SystemTime::now(),
+            clock: Instant::now(),
+        };
+        let progress = Progress::new(options.style, &mutant.name, clauses.len());
+        let results =
+            scenarios::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress).await;
+        progress.finish();
+        runs.push(MutantReport {
+            report: certify::report(
+                &built.candidate,
+                mutant.framework,
+                &built.build.source_hash,
+                &info,
+                results,
+            ),
+            name: mutant.name,
+            breaks: mutant.breaks,
+            areas: mutant.areas,
+        });
+    }
+    Ok(Some(KillMatrix::new(reference, &runs)))
+}
+
+fn print_kill_summary(matrix: &KillMatrix) {
+    for m in &matrix.mutants {
+        let caught = if m.caught_by.is_empty() {
+            "SURVIVES".to_string()
+        } else {
+            format!("caught by {}", m.caught_by.join(", "))
+        };
+        println!("  mutant {:<32} {caught}", m.name);
+    }
+    println!(
+        "  {} of {} graded clauses passing on the reference are proven by a mutant; unproven: {}",
+        matrix.proven(),
+        matrix.clauses.len(),
+        if matrix.unproven.is_empty() {
+            "none".to_string()
+        } else {
+            matrix.unproven.join(", ")
+        }
+    );
 }
 
 /// Say which files were written, or why not; false when a write failed.

@@ -85,6 +85,10 @@ enum Command {
         /// Plain lines instead of a progress bar (the default when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
+        /// Also run the mutants under this directory (e.g. fixtures/mutants) whose base is a
+        /// certified candidate, and add the kill matrix to its report.
+        #[arg(long)]
+        mutants: Option<PathBuf>,
     },
 }
 
@@ -129,6 +133,7 @@ fn main() {
             provider: _,
             no_preflight,
             no_progress,
+            mutants,
         } => {
             let options = CertifyOptions {
                 filter,
@@ -141,6 +146,7 @@ fn main() {
                 parallel,
                 preflight: !no_preflight,
                 style: Style::detect(no_progress),
+                mutants,
             };
             match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt.block_on(certify::certify_all(&candidates, &options)),

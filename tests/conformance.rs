@@ -85,7 +85,9 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
     let mut problems = Vec::new();
     for (candidate, clauses) in expected {
         let Some(ids) = known.get(candidate) else {
-            problems.push(format!("[{candidate}] is not a candidate under fixtures/candidates"));
+            problems.push(format!(
+                "[{candidate}] is neither a candidate under fixtures/candidates nor a mutant under fixtures/mutants"
+            ));
             continue;
         };
         for (clause, entry) in clauses {
@@ -166,6 +168,74 @@ fn main() {
             && why.ignored
         {
             unavailable.push(why.message.clone());
+        }
+    }
+    // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
+    // come out `fail`; every other clause of those areas must keep the reference's verdict, so a
+    // mutant breaks one thing, not everything.
+    let mutants = scenarios::mutant::load_all(
+        &support::root().join("fixtures/mutants"),
+        &support::root().join("fixtures/candidates"),
+    );
+    let mutants = match mutants {
+        Ok(m) => m,
+        Err(msg) => {
+            trials.push(Trial::test("fixtures/mutants::load", move || Err(msg.clone().into())));
+            Vec::new()
+        }
+    };
+    for mutant in mutants {
+        let table = expected.as_ref().ok();
+        let targets = table.and_then(|e| e.get(&mutant.name)).cloned().unwrap_or_default();
+        let base = table
+            .and_then(|e| e.get(&mutant.base_name))
+            .cloned()
+            .unwrap_or_default();
+        let clauses = scenarios::clauses_for(mutant.framework);
+        known.insert(mutant.name.clone(), clauses.iter().map(|c| c.id).collect());
+        let graded = mutant.clauses();
+        let outside: Vec<&String> = targets
+            .keys()
+            .filter(|id| !graded.iter().any(|c| c.id == id.as_str()))
+            .collect();
+        if !outside.is_empty() {
+            let msg = format!(
+                "{}: {outside:?} must catch it but lie outside its areas {:?}",
+                mutant.name, mutant.areas
+            );
+            trials.push(Trial::test(format!("{}::areas", mutant.name), move || {
+                Err(msg.clone().into())
+            }));
+        }
+        let built = (!args.list).then(|| mutant.build(&cache));
+        if targets.is_empty() {
+            let name = mutant.name.clone();
+            trials.push(Trial::test(format!("{name}::targets"), move || {
+                Err(format!(
+                    "mutant {name} has no section in fixtures/expected.toml naming the clauses that must catch it"
+                )
+                .into())
+            }));
+        }
+        for clause in graded {
+            let trial_name = format!("{}::{}", mutant.name, clause.id);
+            let want = targets.get(clause.id).or_else(|| base.get(clause.id)).cloned();
+            let trial = match &built {
+                None => Trial::test(trial_name, || Ok(())),
+                Some(Ok(target)) => {
+                    let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
+                    Trial::test(trial_name, move || {
+                        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+                        compare(&result, want.as_ref())
+                    })
+                }
+                Some(Err(err)) => {
+                    let ignored = matches!(err, scenarios::certify::PrepareError::Build(e) if e.is_module_not_served());
+                    let msg = err.to_string();
+                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(ignored)
+                }
+            };
+            trials.push(trial.with_kind("mutant"));
         }
     }
     trials.push(Trial::test("expected.toml::tidy", move || {

@@ -55,6 +55,27 @@ pub struct Variant {
     pub tags: Vec<String>,
     /// Extra `-X importpath.name=value` link settings.
     pub link_x: Vec<(String, String)>,
+    /// Files added to (or replacing files of) the source before it is built, each copied into
+    /// the package directory under its own name: a mutant's Go file.
+    pub overlay: Vec<PathBuf>,
+}
+
+impl Variant {
+    /// `other` built on top of this variant: a mutant's v2 schema build keeps the mutant's
+    /// overlay and tags. Labels are joined with `-`.
+    pub fn with(&self, other: &Variant) -> Variant {
+        let label = match (self.label.is_empty(), other.label.is_empty()) {
+            (true, _) => other.label.clone(),
+            (false, true) => self.label.clone(),
+            (false, false) => format!("{}-{}", self.label, other.label),
+        };
+        Variant {
+            label,
+            tags: self.tags.iter().chain(&other.tags).cloned().collect(),
+            link_x: self.link_x.iter().chain(&other.link_x).cloned().collect(),
+            overlay: self.overlay.iter().chain(&other.overlay).cloned().collect(),
+        }
+    }
 }
 
 /// A built (or prebuilt) candidate executable.
@@ -221,7 +242,12 @@ impl Candidate {
         }
         let mut tags = spec.tags.clone();
         tags.extend(variant.tags.iter().cloned());
-        let settings = format!("{go_version}\n{}\n{ldflags}\n{}\n", spec.package, tags.join(","));
+        let mut settings = format!("{go_version}\n{}\n{ldflags}\n{}\n", spec.package, tags.join(","));
+        for file in &variant.overlay {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| io(format!("reading overlay {}: {e}", file.display())))?;
+            settings.push_str(&format!("overlay {}\n{text}\n", file.display()));
+        }
         let hash = source_hash(&self.dir, &settings).map_err(|e| io(format!("hashing {}: {e}", self.dir.display())))?;
         let label = if variant.label.is_empty() {
             String::new()
@@ -243,6 +269,14 @@ impl Candidate {
         let src = self.cache_dir(cache, "src").join(&stem);
         let _ = std::fs::remove_dir_all(&src);
         copy_tree(&self.dir, &src).map_err(|e| io(format!("copying sources to {}: {e}", src.display())))?;
+        for file in &variant.overlay {
+            let name = file
+                .file_name()
+                .ok_or_else(|| io(format!("overlay {} has no file name", file.display())))?;
+            let to = src.join(&spec.package).join(name);
+            std::fs::copy(file, &to)
+                .map_err(|e| io(format!("copying overlay {} to {}: {e}", file.display(), to.display())))?;
+        }
         std::fs::create_dir_all(&bin_dir).map_err(|e| io(format!("creating {}: {e}", bin_dir.display())))?;
         let partial = bin_dir.join(format!(".{stem}.partial"));
         let mut cmd = process::go_command(&src);

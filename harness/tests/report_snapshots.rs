@@ -81,6 +81,7 @@ fn gofr_report() -> Report {
         framework_version: "v1.56.6".into(),
         command: "conform certify fixtures/candidates/gofastr fixtures/candidates/gofr".into(),
         summary: Summary::of(&results),
+        kill_matrix: None,
         results,
         ..report()
     }
@@ -148,6 +149,7 @@ fn report() -> Report {
         duration: Duration::from_secs(42),
         command: "conform certify fixtures/candidates/gofastr".into(),
         summary: Summary::of(&results),
+        kill_matrix: None,
         results,
     }
 }
@@ -278,4 +280,51 @@ fn html_renders_in_headless_chromium() {
     assert!(dom.contains(r#"<table id="parity">"#), "{dom}");
     assert!(dom.contains(r#"<article id="gofastr-GF-PORT-2">"#), "{dom}");
     assert!(dom.contains("bound to 127.0.0.1:8080"), "{dom}");
+}
+
+#[test]
+fn kill_matrix_says_which_clause_catches_which_mutant() {
+    use harness::report::kills::{KillMatrix, MutantReport};
+    let reference = report();
+    let mutant = |name: &str, verdict: Verdict| MutantReport {
+        name: name.into(),
+        breaks: format!("what {name} breaks"),
+        areas: vec!["PORT".into()],
+        report: Report {
+            candidate: name.into(),
+            results: vec![result("GF-PORT-1", Level::Must, "PORT", verdict, Evidence::default())],
+            ..report()
+        },
+    };
+    let failing = Verdict::Fail(Violation {
+        expected: "every interface".into(),
+        actual: "loopback".into(),
+    });
+    let matrix = KillMatrix::new(
+        &reference,
+        &[mutant("port-loopback", failing), mutant("harmless", Verdict::Pass)],
+    );
+    assert_eq!(matrix.mutants[0].caught_by, ["GF-PORT-1"]);
+    assert!(
+        matrix.mutants[1].caught_by.is_empty(),
+        "a mutant nothing catches survives"
+    );
+    assert_eq!(matrix.proven(), 1);
+    assert_eq!(matrix.failing_on_reference, ["GF-PORT-2"]);
+    let with_matrix = Report {
+        kill_matrix: Some(matrix),
+        ..reference
+    };
+    let md = report::markdown(&[with_matrix], &[]);
+    assert!(
+        md.contains("| harmless | what harmless breaks | PORT | **nothing: survives** |"),
+        "{md}"
+    );
+    assert!(md.contains("| GF-PORT-1 | must | port-loopback |"), "{md}");
+    let json: serde_json::Value = serde_json::from_str(&report::json(&Report {
+        kill_matrix: Some(KillMatrix::new(&report(), &[])),
+        ..report()
+    }))
+    .unwrap();
+    assert_eq!(json["kill_matrix"]["unproven"][0], "GF-PORT-1");
 }

@@ -52,10 +52,21 @@ pub fn load(dir: &Path) -> Result<(Candidate, Framework), PrepareError> {
 
 /// Build (or take from the cache) the candidate's reference executable.
 pub fn build(candidate: Candidate, framework: Framework, cache: &BuildCache) -> Result<Arc<Target>, PrepareError> {
-    let build = candidate.build(&Variant::default(), cache)?;
+    build_variant(candidate, framework, Variant::default(), cache)
+}
+
+/// Build (or take from the cache) the candidate as `variant` (a mutant).
+pub fn build_variant(
+    candidate: Candidate,
+    framework: Framework,
+    variant: Variant,
+    cache: &BuildCache,
+) -> Result<Arc<Target>, PrepareError> {
+    let build = candidate.build(&variant, cache)?;
     Ok(Arc::new(Target {
         candidate,
         build,
+        variant,
         framework,
     }))
 }
@@ -124,6 +135,7 @@ pub fn report(
         duration: info.clock.elapsed(),
         command: info.command.clone(),
         summary: Summary::of(&results),
+        kill_matrix: None,
         results,
     }
 }

@@ -23,6 +23,7 @@ pub mod http_behaviour;
 pub mod logging;
 pub mod metrics;
 pub mod migration;
+pub mod mutant;
 pub mod observe;
 pub mod port;
 pub mod shutdown;

@@ -9,6 +9,7 @@
 
 use crate::verdict::{ClauseResult, Verdict};
 
+use super::kills::KillMatrix;
 use super::matrix::{self, short_hash};
 use super::{ParityRow, Report};
 
@@ -158,6 +159,12 @@ pub fn html(reports: &[Report], parity: &[ParityRow]) -> String {
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
 
+    for report in reports {
+        if let Some(kills) = &report.kill_matrix {
+            push_kill_matrix(&mut out, report, kills);
+        }
+    }
+
     let failing = matrix::failing(reports);
     if !failing.is_empty() {
         out.push_str("<section id=\"failures\">\n<h2>Failures and errors</h2>\n");
@@ -209,6 +216,38 @@ pub fn html(reports: &[Report], parity: &[ParityRow]) -> String {
 
     out.push_str(&format!("<script>{SCRIPT}</script>\n</body>\n</html>\n"));
     out
+}
+
+fn push_kill_matrix(out: &mut String, report: &Report, kills: &KillMatrix) {
+    out.push_str(&format!(
+        "<section class=\"kills\">\n<h2>Kill matrix: {}</h2>\n<p>{} of {} graded clauses passing on the reference catch at least one of {} mutants.</p>\n\
+         <table>\n<thead><tr><th>mutant</th><th>breaks</th><th>areas</th><th>caught by</th></tr></thead>\n<tbody>\n",
+        esc(&report.candidate),
+        kills.proven(),
+        kills.clauses.len(),
+        kills.mutants.len()
+    ));
+    for m in &kills.mutants {
+        let caught = if m.caught_by.is_empty() {
+            "<span class=\"v fail\">nothing: survives</span>".to_string()
+        } else {
+            esc(&m.caught_by.join(", "))
+        };
+        out.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{caught}</td></tr>\n",
+            esc(&m.name),
+            esc(&m.breaks),
+            esc(&m.areas.join(", "))
+        ));
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if !kills.unproven.is_empty() {
+        out.push_str(&format!(
+            "<p>Unproven (no mutant makes them fail): {}.</p>\n",
+            esc(&kills.unproven.join(", "))
+        ));
+    }
+    out.push_str("</section>\n");
 }
 
 fn push_evidence(out: &mut String, r: &ClauseResult) {

@@ -1,11 +1,13 @@
 //! Markdown, for release notes and pull requests: a summary line per candidate, the parity table
 //! when two frameworks were certified together, the clause x candidate matrix with each clause
-//! linked to its documentation at the pinned version, then every fail with expected versus
-//! actual and the evidence, then what the info clauses observed.
+//! linked to its documentation at the pinned version, the kill matrix when mutants were run,
+//! then every fail with expected versus actual and the evidence, then what the info clauses
+//! observed.
 
 use crate::evidence::Evidence;
 use crate::verdict::{ClauseResult, Verdict};
 
+use super::kills::KillMatrix;
 use super::matrix::{self, short_hash, verdict_label};
 use super::{ParityRow, Report};
 
@@ -113,6 +115,12 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
         ));
     }
 
+    for report in reports {
+        if let Some(kills) = &report.kill_matrix {
+            push_kill_matrix(&mut out, report, kills);
+        }
+    }
+
     let failing = matrix::failing(reports);
     if !failing.is_empty() {
         out.push_str("\n## Failures and errors\n");
@@ -151,6 +159,57 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
         }
     }
     out
+}
+
+/// Which clause catches which mutant of `report`'s candidate, and what nothing proves yet.
+fn push_kill_matrix(out: &mut String, report: &Report, kills: &KillMatrix) {
+    out.push_str(&format!(
+        "\n## Kill matrix: {}\n\n{} of {} graded clauses passing on the reference catch at least one of {} mutants.\n\n",
+        report.candidate,
+        kills.proven(),
+        kills.clauses.len(),
+        kills.mutants.len()
+    ));
+    out.push_str("| mutant | breaks | areas | caught by |\n|---|---|---|---|\n");
+    for m in &kills.mutants {
+        let caught = if m.caught_by.is_empty() {
+            "**nothing: survives**".to_string()
+        } else {
+            m.caught_by.join(", ")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {caught}{} |\n",
+            m.name,
+            cell(&m.breaks),
+            m.areas.join(", "),
+            if m.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (not judged: {})", m.errors.join(", "))
+            }
+        ));
+    }
+    out.push_str("\n| clause | level | catches |\n|---|---|---|\n");
+    for c in &kills.clauses {
+        let catches = if c.catches.is_empty() {
+            "— (unproven)".to_string()
+        } else {
+            c.catches.join(", ")
+        };
+        out.push_str(&format!("| {} | {} | {catches} |\n", c.clause, c.level.name()));
+    }
+    if !kills.unproven.is_empty() {
+        out.push_str(&format!(
+            "\nUnproven (no mutant makes them fail): {}.\n",
+            kills.unproven.join(", ")
+        ));
+    }
+    if !kills.failing_on_reference.is_empty() {
+        out.push_str(&format!(
+            "\nFailing on the reference itself (a mutant cannot prove them): {}.\n",
+            kills.failing_on_reference.join(", ")
+        ));
+    }
 }
 
 fn push_candidate_columns(out: &mut String, reports: &[Report]) {

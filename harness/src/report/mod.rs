@@ -12,6 +12,7 @@
 pub mod diff;
 mod html;
 mod junit;
+pub mod kills;
 mod markdown;
 mod matrix;
 
@@ -110,6 +111,9 @@ pub struct Report {
     pub summary: Summary,
     /// One row per clause, in catalogue order.
     pub results: Vec<ClauseResult>,
+    /// Which clause catches which mutant, when mutants were run against this candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_matrix: Option<kills::KillMatrix>,
 }
 
 impl Report {
@@ -279,6 +283,7 @@ mod tests {
                 }),
             )],
             summary: Summary::default(),
+            kill_matrix: None,
         };
         let md = markdown(std::slice::from_ref(&report), &[]);
         assert!(md.contains("| GR-HLTH-3 | must | ❌ fail |"), "{md}");

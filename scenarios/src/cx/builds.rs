@@ -26,6 +26,7 @@ impl Cx {
         type Cell = Arc<tokio::sync::OnceCell<Result<Build, String>>>;
         static BUILDS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Key, Cell>>> =
             std::sync::OnceLock::new();
+        let variant = &self.target.variant.with(variant);
         let key = (self.target.candidate.dir.clone(), variant.clone());
         let cell = BUILDS
             .get_or_init(Default::default)

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::candidate::{Build, Candidate};
+use harness::candidate::{Build, Candidate, Variant};
 use harness::evidence::{Evidence, LaunchEvidence, OUTPUT_TAIL_LINES};
 use harness::output::Output;
 use harness::poll::Poll;
@@ -41,6 +41,9 @@ pub struct Target {
     pub candidate: Candidate,
     /// The executable.
     pub build: Build,
+    /// The variant it was built as (empty for a reference candidate, a mutant's overlay for a
+    /// mutant); every other variant a scenario builds goes on top of it.
+    pub variant: Variant,
     /// The framework its manifest claims.
     pub framework: Framework,
 }
