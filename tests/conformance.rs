@@ -17,6 +17,8 @@ use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::verdict::{ClauseResult, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
+use scenarios::clause::Clause;
+use scenarios::cx::Target;
 use scenarios::services::Services;
 use serde::Deserialize;
 
@@ -115,6 +117,34 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
     }
 }
 
+/// One (candidate, clause) trial: run the clause on the built target and compare it with what
+/// `expected.toml` wants; with nothing built (listing) it does nothing; a target that could not
+/// be built fails it, or marks it ignored when the framework module is not served.
+fn clause_trial(
+    name: String,
+    clause: Clause,
+    built: &Option<Result<Arc<Target>, support::Unavailable>>,
+    want: Option<Expected>,
+    rt: &Arc<tokio::runtime::Runtime>,
+    services: &Arc<Services>,
+) -> Trial {
+    match built {
+        // Listing (nextest does this first) must not build anything.
+        None => Trial::test(name, || Ok(())),
+        Some(Ok(target)) => {
+            let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
+            Trial::test(name, move || {
+                let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+                compare(&result, want.as_ref())
+            })
+        }
+        Some(Err(why)) => {
+            let msg = why.message.clone();
+            Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
+        }
+    }
+}
+
 fn main() {
     let args = Arguments::from_args();
     harness::reaper::install_signal_handler();
@@ -147,21 +177,7 @@ fn main() {
                 .and_then(|e| e.get(&name))
                 .and_then(|c| c.get(clause.id))
                 .cloned();
-            let trial = match &prepared.target {
-                // Listing (nextest does this first) must not build anything.
-                None => Trial::test(trial_name, || Ok(())),
-                Some(Ok(target)) => {
-                    let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
-                    Trial::test(trial_name, move || {
-                        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
-                        compare(&result, want.as_ref())
-                    })
-                }
-                Some(Err(why)) => {
-                    let msg = why.message.clone();
-                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
-                }
-            };
+            let trial = clause_trial(trial_name, clause, &prepared.target, want, &rt, &services);
             trials.push(trial.with_kind(framework.name()));
         }
         if let Some(Err(why)) = &prepared.target
@@ -207,7 +223,7 @@ fn main() {
                 Err(msg.clone().into())
             }));
         }
-        let built = (!args.list).then(|| mutant.build(&cache));
+        let built = (!args.list).then(|| mutant.build(&cache).map_err(support::unavailable));
         if targets.is_empty() {
             let name = mutant.name.clone();
             trials.push(Trial::test(format!("{name}::targets"), move || {
@@ -220,21 +236,7 @@ fn main() {
         for clause in graded {
             let trial_name = format!("{}::{}", mutant.name, clause.id);
             let want = targets.get(clause.id).or_else(|| base.get(clause.id)).cloned();
-            let trial = match &built {
-                None => Trial::test(trial_name, || Ok(())),
-                Some(Ok(target)) => {
-                    let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
-                    Trial::test(trial_name, move || {
-                        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
-                        compare(&result, want.as_ref())
-                    })
-                }
-                Some(Err(err)) => {
-                    let ignored = matches!(err, scenarios::certify::PrepareError::Build(e) if e.is_module_not_served());
-                    let msg = err.to_string();
-                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(ignored)
-                }
-            };
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services);
             trials.push(trial.with_kind("mutant"));
         }
     }

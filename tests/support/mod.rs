@@ -54,17 +54,20 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(dir: &std::path::Path, cache: &BuildCache, list: bool) -> Result<Prepared, String> {
     let (candidate, framework) = certify::load(dir).map_err(|e| e.to_string())?;
     let name = candidate.manifest.name.clone();
-    let target = (!list).then(|| {
-        certify::build(candidate, framework, cache).map_err(|err| Unavailable {
-            ignored: matches!(&err, PrepareError::Build(e) if e.is_module_not_served()),
-            message: err.to_string(),
-        })
-    });
+    let target = (!list).then(|| certify::build(candidate, framework, cache).map_err(unavailable));
     Ok(Prepared {
         name,
         framework,
         target,
     })
+}
+
+/// Why a build failed, and whether that makes its trials ignored (module not served) or failed.
+pub(crate) fn unavailable(err: PrepareError) -> Unavailable {
+    Unavailable {
+        ignored: matches!(&err, PrepareError::Build(e) if e.is_module_not_served()),
+        message: err.to_string(),
+    }
 }
 
 /// Say loudly, once per candidate, that its trials are ignored rather than passed.
