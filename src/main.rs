@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use harness::candidate::BuildCache;
 use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
 use harness::service::Provider;
-use harness::verdict::{ClauseResult, Verdict};
+use harness::service::collector::{self, CollectorMode};
+use harness::verdict::{ClauseResult, Failure, Verdict};
 use scenarios::certify::{self, PrepareError, RunInfo};
 use scenarios::clause::Clause;
 use scenarios::profile::Framework;
@@ -76,6 +77,11 @@ enum Command {
         /// Where services come from.
         #[arg(long, value_enum, default_value_t = ProviderArg::Native)]
         provider: ProviderArg,
+        /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to
+        /// the in-process receiver) or `real` (a real collector, built once from
+        /// fixtures/collector/builder-config.yaml and cached, forwards to it).
+        #[arg(long, value_enum, default_value_t = CollectorArg::None)]
+        collector: CollectorArg,
         /// Run every clause even if the candidate fails to boot in preflight.
         #[arg(long)]
         no_preflight: bool,
@@ -107,6 +113,21 @@ enum ProviderArg {
     Native,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum CollectorArg {
+    None,
+    Real,
+}
+
+impl From<CollectorArg> for CollectorMode {
+    fn from(c: CollectorArg) -> CollectorMode {
+        match c {
+            CollectorArg::None => CollectorMode::None,
+            CollectorArg::Real => CollectorMode::Real,
+        }
+    }
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -129,6 +150,7 @@ fn main() {
             out,
             parallel,
             provider: _,
+            collector,
             no_preflight,
         } => {
             let options = CertifyOptions {
@@ -137,6 +159,7 @@ fn main() {
                 format,
                 out,
                 parallel,
+                collector: collector.into(),
                 preflight: !no_preflight,
             };
             match tokio::runtime::Runtime::new() {
@@ -232,6 +255,7 @@ struct CertifyOptions {
     format: ReportFormat,
     out: Option<PathBuf>,
     parallel: usize,
+    collector: CollectorMode,
     preflight: bool,
 }
 
@@ -249,13 +273,35 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             }
         }
     }
-    let services = match Services::new(Provider::Native) {
+    let services = match Services::with_collector(Provider::Native, options.collector) {
         Ok(s) => Arc::new(s),
         Err(err) => {
             eprintln!("conform: cannot prepare services: {err}");
             return EXIT_NOT_JUDGED;
         }
     };
+    if options.collector == CollectorMode::Real {
+        // Built (or found in the cache) before any scenario: a build error is said once, here;
+        // every scenario that needs OTLP then reports it as a harness error.
+        eprintln!(
+            "conform: preparing the OpenTelemetry Collector ({})",
+            collector::MANIFEST
+        );
+        match services.collector_binary().await {
+            Ok(Some(c)) => eprintln!(
+                "conform: collector {} ({})",
+                c.binary.display(),
+                if c.cached {
+                    "cached".to_string()
+                } else {
+                    format!("built in {:.1} s", c.took.as_secs_f64())
+                }
+            ),
+            Ok(None) => {}
+            Err(Failure::Harness(message)) => eprintln!("conform: {message}"),
+            Err(Failure::Violation(v)) => eprintln!("conform: {}", v.actual),
+        }
+    }
     let mut worst = 0;
     for (candidate, framework) in loaded {
         let clauses: Vec<Clause> = scenarios::clauses_for(framework)
@@ -269,6 +315,7 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         }
         let info = RunInfo {
             provider: Provider::Native.name().into(),
+            collector: services.collector_description(),
             command: command.clone(),
             started: SystemTime::now(),
             clock: Instant::now(),

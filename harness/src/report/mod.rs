@@ -90,6 +90,9 @@ pub struct Report {
     pub framework_version: String,
     /// Service provider (`native`, ...).
     pub provider: String,
+    /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to the
+    /// in-process receiver) or `real: <binary> (builder <version>, build <hash>)`.
+    pub collector: String,
     /// SHA-256 of the candidate's source and build settings (empty for a prebuilt binary).
     pub source_hash: String,
     /// When the run started (UTC, RFC 3339).
@@ -162,8 +165,9 @@ pub fn markdown(report: &Report) -> String {
         report.candidate, report.framework_module, report.framework_version, s.total, s.pass, s.fail, s.error, s.skip, s.observed, s.must_pass, s.must
     ));
     out.push_str(&format!(
-        "Provider `{}` · started {} · {:.1} s · source `{}` · `{}`\n\n",
+        "Provider `{}` · collector `{}` · started {} · {:.1} s · source `{}` · `{}`\n\n",
         report.provider,
+        report.collector,
         report.started_at,
         report.duration.as_secs_f64(),
         if report.source_hash.is_empty() {
@@ -373,6 +377,7 @@ mod tests {
             framework_module: "gofr.dev".into(),
             framework_version: "v1.56.6".into(),
             provider: "native".into(),
+            collector: "none".into(),
             source_hash: "abcdef0123456789abcdef".into(),
             started_at: "2026-11-23T04:05:06Z".into(),
             duration: Duration::from_secs(3),
