@@ -54,6 +54,9 @@ enum Command {
         /// The later report (JSON).
         new: PathBuf,
     },
+    /// Build the OpenTelemetry Collector used by `certify --collector real` (or find it in the
+    /// cache) and print its path. `cargo xtask test` runs this once in its set-up.
+    Collector,
     /// Certify candidate directories (each with a candidate.toml).
     Certify {
         /// Candidate directories.
@@ -142,6 +145,7 @@ fn main() {
         Command::List { framework, format } => list(framework, format),
         Command::Explain { id } => explain(&id),
         Command::Diff { old, new } => diff(&old, &new),
+        Command::Collector => build_collector(),
         Command::Certify {
             candidates,
             filter,
@@ -219,6 +223,33 @@ fn explain(id: &str) -> i32 {
         println!("Needs: {}", needs.join(", "));
     }
     0
+}
+
+fn build_collector() -> i32 {
+    let manifest = collector::default_manifest();
+    eprintln!(
+        "conform: building the OpenTelemetry Collector from {}",
+        manifest.display()
+    );
+    match collector::build(&manifest, &BuildCache::from_env()) {
+        Ok(c) => {
+            eprintln!(
+                "conform: {} {}",
+                c.describe(),
+                if c.cached {
+                    "was cached".to_string()
+                } else {
+                    format!("built in {:.1} s", c.took.as_secs_f64())
+                }
+            );
+            println!("{}", c.binary.display());
+            0
+        }
+        Err(err) => {
+            eprintln!("conform: {err}");
+            EXIT_NOT_JUDGED
+        }
+    }
 }
 
 fn diff(old: &Path, new: &Path) -> i32 {

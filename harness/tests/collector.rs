@@ -119,6 +119,11 @@ async fn round_trip(protocol: &str, transport: Transport) {
         exports.iter().all(|e| e.error.is_none() && e.transport == transport),
         "the collector forwards over the transport it received on: {exports:#?}"
     );
+    // Why GR-TRC-9 bypasses the collector: the exporter's own headers stop at the collector.
+    assert!(
+        exports.iter().all(|e| !e.headers.contains_key("x-conform-test")),
+        "the core collector does not forward client metadata: {exports:#?}"
+    );
     let debug = sink.collector().expect("a collector").output();
     debug
         .wait_for_line("from the debug exporter", ARRIVAL, |l| l.text.contains("Traces"))
