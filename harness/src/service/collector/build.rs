@@ -69,7 +69,10 @@ impl CollectorBinary {
 pub fn default_manifest() -> PathBuf {
     std::env::var_os("CONFORM_COLLECTOR_MANIFEST")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(MANIFEST))
+        .unwrap_or_else(|| {
+            let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
+            harness.parent().unwrap_or(harness).join(MANIFEST)
+        })
 }
 
 /// Build the collector described by `manifest` into `cache`, or return the cached binary.
