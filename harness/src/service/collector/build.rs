@@ -121,8 +121,12 @@ pub fn build(manifest: &Path, cache: &BuildCache) -> Result<CollectorBinary, Bui
         .map_err(|e| io(format!("creating a build directory under {}: {e}", dir.display())))?;
     let config = work.path().join("builder-config.yaml");
     std::fs::write(&config, &text).map_err(|e| io(format!("writing {}: {e}", config.display())))?;
+    // The builder makes a temp directory for a default output path it never uses, and leaves it
+    // behind; a private TMPDIR inside the build directory goes with it.
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).map_err(|e| io(format!("creating {}: {e}", tmp.display())))?;
     let mut cmd = process::toolchain_command(&builder.binary, work.path());
-    cmd.arg("--config").arg(&config);
+    cmd.env("TMPDIR", &tmp).arg("--config").arg(&config);
     let shown = format!(
         "CGO_ENABLED=0 GOTOOLCHAIN=local {BUILDER_MODULE}@{BUILDER_VERSION} --config {}",
         manifest.display()
