@@ -13,7 +13,8 @@ use harness::candidate::BuildCache;
 use harness::report::kills::{KillMatrix, MutantReport};
 use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
 use harness::service::Provider;
-use harness::verdict::Verdict;
+use harness::service::collector::{self, CollectorMode};
+use harness::verdict::{Failure, Verdict};
 use scenarios::certify::{self, PrepareError, RunInfo};
 use scenarios::clause::Clause;
 use scenarios::mutant::Mutant;
@@ -32,6 +33,8 @@ pub(crate) struct CertifyOptions {
     pub(crate) output: Output,
     /// Scenarios at once per candidate.
     pub(crate) parallel: usize,
+    /// The OpenTelemetry Collector in the tracing path, or none.
+    pub(crate) collector: CollectorMode,
     /// Boot once before grading.
     pub(crate) preflight: bool,
     /// Terminal output.
@@ -56,13 +59,35 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             }
         }
     }
-    let services = match Services::new(Provider::Native) {
+    let services = match Services::with_collector(Provider::Native, options.collector) {
         Ok(s) => Arc::new(s),
         Err(err) => {
             eprintln!("conform: cannot prepare services: {err}");
             return EXIT_NOT_JUDGED;
         }
     };
+    if options.collector == CollectorMode::Real {
+        // Built (or found in the cache) before any scenario: a build error is said once, here;
+        // every scenario that needs OTLP then reports it as a harness error.
+        eprintln!(
+            "conform: preparing the OpenTelemetry Collector ({})",
+            collector::MANIFEST
+        );
+        match services.collector_binary().await {
+            Ok(Some(c)) => eprintln!(
+                "conform: collector {} ({})",
+                c.binary.display(),
+                if c.cached {
+                    "cached".to_string()
+                } else {
+                    format!("built in {:.1} s", c.took.as_secs_f64())
+                }
+            ),
+            Ok(None) => {}
+            Err(Failure::Harness(message)) => eprintln!("conform: {message}"),
+            Err(Failure::Violation(v)) => eprintln!("conform: {}", v.actual),
+        }
+    }
     let parity = scenarios::parity::rows();
     let mut reports = Vec::new();
     let mut worst = 0;
@@ -78,6 +103,7 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
         }
         let info = RunInfo {
             provider: Provider::Native.name().into(),
+            collector: services.collector_description(),
             command: command.clone(),
             started: SystemTime::now(),
             clock: Instant::now(),
@@ -260,6 +286,7 @@ async fn kill_matrix(
         .map_err(|e| format!("building mutant {}: {e}", mutant.name))?;
         let info = RunInfo {
             provider: reference.provider.clone(),
+            collector: reference.collector.clone(),
             command: reference.command.clone(),
             started: SystemTime::now(),
             clock: Instant::now(),

@@ -12,7 +12,9 @@ mod progress;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use harness::candidate::BuildCache;
 use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE};
+use harness::service::collector::{self, CollectorMode};
 use scenarios::clause::Clause;
 use scenarios::profile::Framework;
 
@@ -55,6 +57,9 @@ enum Command {
         /// The later report (JSON).
         new: PathBuf,
     },
+    /// Build the OpenTelemetry Collector used by `certify --collector real` (or find it in the
+    /// cache) and print its path. `cargo xtask test` runs this once in its set-up.
+    Collector,
     /// Certify candidate directories (each with a candidate.toml).
     Certify {
         /// Candidate directories.
@@ -79,6 +84,11 @@ enum Command {
         /// Where services come from.
         #[arg(long, value_enum, default_value_t = ProviderArg::Native)]
         provider: ProviderArg,
+        /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to
+        /// the in-process receiver) or `real` (a real collector, built once from
+        /// fixtures/collector/builder-config.yaml and cached, forwards to it).
+        #[arg(long, value_enum, default_value_t = CollectorArg::None)]
+        collector: CollectorArg,
         /// Run every clause even if the candidate fails to boot in preflight.
         #[arg(long)]
         no_preflight: bool,
@@ -109,6 +119,21 @@ enum ProviderArg {
     Native,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum CollectorArg {
+    None,
+    Real,
+}
+
+impl From<CollectorArg> for CollectorMode {
+    fn from(c: CollectorArg) -> CollectorMode {
+        match c {
+            CollectorArg::None => CollectorMode::None,
+            CollectorArg::Real => CollectorMode::Real,
+        }
+    }
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -123,6 +148,7 @@ fn main() {
         Command::List { framework, format } => list(framework, format),
         Command::Explain { id } => explain(&id),
         Command::Diff { old, new } => diff(&old, &new),
+        Command::Collector => build_collector(),
         Command::Certify {
             candidates,
             filter,
@@ -131,6 +157,7 @@ fn main() {
             out,
             parallel,
             provider: _,
+            collector,
             no_preflight,
             no_progress,
             mutants,
@@ -144,6 +171,7 @@ fn main() {
                     candidates: candidates.len(),
                 },
                 parallel,
+                collector: collector.into(),
                 preflight: !no_preflight,
                 style: Style::detect(no_progress),
                 mutants,
@@ -205,6 +233,33 @@ fn explain(id: &str) -> i32 {
         println!("Needs: {}", needs.join(", "));
     }
     0
+}
+
+fn build_collector() -> i32 {
+    let manifest = collector::default_manifest();
+    eprintln!(
+        "conform: building the OpenTelemetry Collector from {}",
+        manifest.display()
+    );
+    match collector::build(&manifest, &BuildCache::from_env()) {
+        Ok(c) => {
+            eprintln!(
+                "conform: {} {}",
+                c.describe(),
+                if c.cached {
+                    "was cached".to_string()
+                } else {
+                    format!("built in {:.1} s", c.took.as_secs_f64())
+                }
+            );
+            println!("{}", c.binary.display());
+            0
+        }
+        Err(err) => {
+            eprintln!("conform: {err}");
+            EXIT_NOT_JUDGED
+        }
+    }
 }
 
 fn diff(old: &Path, new: &Path) -> i32 {

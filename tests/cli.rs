@@ -232,6 +232,40 @@ fn postgres_not_installed_is_a_harness_error_with_the_fix() {
 }
 
 #[test]
+fn collector_real_is_recorded_and_leaves_no_collector_behind() {
+    // The collector is built into this sandbox's own cache (the Go caches make that seconds), so
+    // `assert_clean` also proves that no collector process outlived the run.
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    let out = sb.run(&[
+        "certify",
+        &selftest("serves"),
+        "--filter",
+        "GF-TRACE-2",
+        "--collector",
+        "real",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    // The self-test app exports no spans, so the continuation clause fails: through the collector.
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("selftest-serves.json")).unwrap()).unwrap();
+    let collector = report["collector"].as_str().unwrap_or_default();
+    assert!(collector.starts_with("real: otelcol-conform"), "{collector}");
+    assert_eq!(report["results"][0]["verdict"], "fail", "{t}");
+    let notes = report["results"][0]["evidence"]["notes"].to_string();
+    assert!(
+        notes.contains("OpenTelemetry Collector"),
+        "the evidence names the path: {notes}"
+    );
+    let markdown = std::fs::read_to_string(reports.join("selftest-serves.md")).unwrap();
+    assert!(markdown.contains("collector `real: otelcol-conform"), "{markdown}");
+    sb.assert_clean();
+}
+
+#[test]
 fn ctrl_c_mid_scenario_leaves_nothing_behind() {
     let sb = Sandbox::new();
     let mut child = sb

@@ -84,7 +84,13 @@ impl Launch {
     }
 }
 
-/// A `go` command for building fixtures.
+/// A `go` command for building fixtures: [`toolchain_command`] running `go` itself.
+pub fn go_command(dir: &Path) -> std::process::Command {
+    toolchain_command(Path::new("go"), dir)
+}
+
+/// A command of the Go toolchain (`go`, or a program that runs `go` itself, such as the
+/// OpenTelemetry Collector builder) for building fixtures.
 ///
 /// Unlike a candidate launch, a build inherits the user's environment on purpose: `GOPROXY`,
 /// `GOFLAGS`, `GOMODCACHE`, `HOME` and proxies are how a user points Go at their module source.
@@ -95,8 +101,8 @@ impl Launch {
     clippy::disallowed_methods,
     reason = "the Go build deliberately inherits the user environment (GOPROXY, GOFLAGS, HOME)"
 )]
-pub fn go_command(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new("go");
+pub fn toolchain_command(program: &Path, dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
     cmd.current_dir(dir)
         .env("CGO_ENABLED", "0")
         .env("GOTOOLCHAIN", "local")

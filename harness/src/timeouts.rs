@@ -43,6 +43,10 @@ pub const REFUSE_TO_BOOT: Duration = Duration::from_secs(20);
 /// here at about 0.15 s on tmpfs).
 pub const POSTGRES_START: Duration = Duration::from_secs(30);
 
+/// How long the OpenTelemetry Collector may take from spawn to ready (health check 200, OTLP ports
+/// accepting). It starts in well under a second here; the bound covers a loaded 2-core machine.
+pub const COLLECTOR_START: Duration = Duration::from_secs(30);
+
 /// Grace given to a service (Postgres) on normal teardown before it is killed.
 pub const SERVICE_STOP: Duration = Duration::from_secs(10);
 

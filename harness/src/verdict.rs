@@ -85,6 +85,8 @@ harness_failure_from!(
     crate::probe::ProbeError,
     crate::service::postgres::PostgresError,
     crate::service::otlp::OtlpError,
+    crate::service::collector::CollectorError,
+    crate::service::otlp::SinkError,
     sqlx::Error,
 );
 

@@ -144,6 +144,7 @@ fn report() -> Report {
         framework_module: "github.com/DonaldMurillo/gofastr".into(),
         framework_version: "v0.67.0".into(),
         provider: "native".into(),
+        collector: "none".into(),
         source_hash: "0123456789abcdef0123456789abcdef".into(),
         started_at: "2026-11-23T04:05:06Z".into(),
         duration: Duration::from_secs(42),

@@ -96,6 +96,8 @@ pub async fn preflight(target: Arc<Target>, services: Arc<Services>) -> Result<(
 pub struct RunInfo {
     /// Service provider.
     pub provider: String,
+    /// The collector in the tracing path, as [`Services::collector_description`] words it.
+    pub collector: String,
     /// The command line.
     pub command: String,
     /// When the run started.
@@ -130,6 +132,7 @@ pub fn report(
         framework_module: m.framework_module.clone(),
         framework_version: m.framework_version.clone(),
         provider: info.provider.clone(),
+        collector: info.collector.clone(),
         source_hash: source_hash.to_string(),
         started_at: report::rfc3339(info.started),
         duration: info.clock.elapsed(),

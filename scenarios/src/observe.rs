@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use harness::probe::Outcome;
 use harness::report::diff::normalise;
-use harness::service::otlp::{OtlpReceiver, ReceivedSpan, Transport};
+use harness::service::otlp::{ReceivedSpan, Transport};
 use harness::service::schema::Inspector;
 use harness::verdict::Failure;
 
@@ -24,7 +24,7 @@ use crate::tracing::{self, BATCH_DELAY_ENV, QUICK_BATCH_DELAY, TraceParent, Trac
 /// Boot the candidate once and describe what it does. Each section starts with `# `.
 pub async fn observe(cx: &mut Cx) -> Result<String, Failure> {
     let profile = cx.profile();
-    let receiver = OtlpReceiver::start().await?;
+    let receiver = cx.otlp().await?;
     let export = [Transport::Grpc, Transport::HttpProtobuf]
         .into_iter()
         .find_map(|t| profile.trace_env(&receiver, t))

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::service::otlp::{OtlpReceiver, Transport};
+use harness::service::otlp::{OtlpSink, Transport};
 use serde::Serialize;
 
 /// The frameworks conform knows.
@@ -193,21 +193,22 @@ impl Profile {
 }
 
 impl Profile {
-    /// The variables that point a candidate's span exporter at `receiver` over `transport`, or
+    /// The variables that point a candidate's span exporter at `sink`'s front door (the collector
+    /// when the run has one, else the receiver) over `transport`, or
     /// `None` when the framework cannot export that way. GoFastr has no OTLP configuration of its
     /// own (observability.md › Exporting traces): its candidate installs the OTel SDK exporter,
     /// which reads `OTEL_EXPORTER_OTLP_ENDPOINT`, and picks gRPC when `OTEL_EXPORTER_OTLP_PROTOCOL`
     /// says `grpc` (HTTP/protobuf otherwise). GoFr exports OTLP over gRPC only, configured by
     /// `TRACE_EXPORTER=otlp` and a bare `host:port` in `TRACER_URL` (production-tracing ›
     /// Configuration).
-    pub fn trace_env(&self, receiver: &OtlpReceiver, transport: Transport) -> Option<Vec<(&'static str, String)>> {
+    pub fn trace_env(&self, sink: &OtlpSink, transport: Transport) -> Option<Vec<(&'static str, String)>> {
         match (self.framework, transport) {
             (Framework::GoFastr, Transport::Grpc) => Some(vec![
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint()),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.grpc_endpoint()),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", Transport::Grpc.protocol().to_string()),
             ]),
             (Framework::GoFastr, Transport::HttpProtobuf) => Some(vec![
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint()),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.http_endpoint()),
                 (
                     "OTEL_EXPORTER_OTLP_PROTOCOL",
                     Transport::HttpProtobuf.protocol().to_string(),
@@ -215,7 +216,7 @@ impl Profile {
             ]),
             (Framework::GoFr, Transport::Grpc) => Some(vec![
                 ("TRACE_EXPORTER", "otlp".to_string()),
-                ("TRACER_URL", receiver.grpc_addr().to_string()),
+                ("TRACER_URL", sink.grpc_addr().to_string()),
             ]),
             _ => None,
         }

@@ -1,14 +1,19 @@
 //! The services of one run, started on first use and shared by every scenario.
 //!
-//! One Postgres server per run (each scenario gets its own database from it) and one OTLP
-//! receiver per scenario that asks. The server is started lazily, so a run filtered to clauses
-//! that need no database never pays for `initdb`; when it cannot start, every scenario that needs
-//! it reports the same harness error, loudly, instead of passing.
+//! One Postgres server per run (each scenario gets its own database from it) and one OTLP sink
+//! per scenario that asks: the in-process receiver, behind a real OpenTelemetry Collector of its
+//! own when the run was started with `--collector real`. The server and the collector binary are
+//! prepared lazily, so a run filtered to clauses that need neither never pays for `initdb` or a
+//! collector build; when one cannot be had, every scenario that needs it reports the same harness
+//! error, loudly, instead of passing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use harness::candidate::BuildCache;
 use harness::service::Provider;
+use harness::service::collector::{self, CollectorBinary, CollectorMode};
+use harness::service::otlp::OtlpSink;
 use harness::service::postgres::{PostgresOptions, PostgresServer};
 use harness::verdict::Failure;
 use tokio::sync::OnceCell;
@@ -17,16 +22,25 @@ use tokio::sync::OnceCell;
 #[derive(Debug)]
 pub struct Services {
     provider: Provider,
+    collector: CollectorMode,
     postgres: OnceCell<Result<Arc<PostgresServer>, String>>,
+    collector_binary: OnceCell<Result<CollectorBinary, String>>,
     jwt_secret: String,
 }
 
 impl Services {
-    /// Services from `provider`, none started yet.
+    /// Services from `provider`, with the in-process OTLP receiver only; none started yet.
     pub fn new(provider: Provider) -> std::io::Result<Services> {
+        Services::with_collector(provider, CollectorMode::None)
+    }
+
+    /// Services from `provider`, with `collector` in front of every OTLP receiver.
+    pub fn with_collector(provider: Provider, collector: CollectorMode) -> std::io::Result<Services> {
         Ok(Services {
             provider,
+            collector,
             postgres: OnceCell::new(),
+            collector_binary: OnceCell::new(),
             jwt_secret: harness::redact::new_secret(48)?,
         })
     }
@@ -39,6 +53,53 @@ impl Services {
     /// The provider, as recorded in reports.
     pub fn provider(&self) -> Provider {
         self.provider
+    }
+
+    /// Whether a real collector stands in front of the receiver, as recorded in reports.
+    pub fn collector(&self) -> CollectorMode {
+        self.collector
+    }
+
+    /// What reports record about the collector: `none`, or `real: <binary and build>` once built.
+    pub fn collector_description(&self) -> String {
+        match (self.collector, self.collector_binary.get()) {
+            (CollectorMode::Real, Some(Ok(binary))) => format!("real: {}", binary.describe()),
+            (mode, _) => mode.name().to_string(),
+        }
+    }
+
+    /// The collector binary of a `--collector real` run, built (or found in the cache) on first
+    /// call; `None` without a collector.
+    pub async fn collector_binary(&self) -> Result<Option<&CollectorBinary>, Failure> {
+        if self.collector == CollectorMode::None {
+            return Ok(None);
+        }
+        let built = self
+            .collector_binary
+            .get_or_init(|| async {
+                let manifest = collector::default_manifest();
+                tokio::task::spawn_blocking(move || collector::build(&manifest, &BuildCache::from_env()))
+                    .await
+                    .map_err(|e| format!("the collector build task failed: {e}"))?
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        built
+            .as_ref()
+            .map(Some)
+            .map_err(|e| Failure::harness(format!("the OpenTelemetry Collector is not available: {e}")))
+    }
+
+    /// A fresh OTLP sink for one scenario: a receiver, with the run's collector in front of it.
+    pub async fn otlp(&self) -> Result<OtlpSink, Failure> {
+        let binary = self.collector_binary().await?;
+        Ok(OtlpSink::start(binary).await?)
+    }
+
+    /// A fresh OTLP sink with no collector, whatever the run asked for: for the clauses that
+    /// grade the candidate's own export request (its headers), which no collector forwards.
+    pub async fn otlp_direct(&self) -> Result<OtlpSink, Failure> {
+        Ok(OtlpSink::start(None).await?)
     }
 
     /// The run's Postgres server, started on first call.

@@ -1,11 +1,13 @@
 //! `cargo xtask`: the project's entry points, each doing its own set-up on a fresh machine.
 //!
 //! - `cargo xtask certify` — the main job: certify the reference candidates into `reports/`.
-//! - `cargo xtask test`    — the whole suite, exactly what CI runs.
+//! - `cargo xtask test`    — the whole suite, exactly what CI runs (its set-up also builds the
+//!   OpenTelemetry Collector once per machine, see [`collector`]).
 //! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (from Debian: Postgres
 //!   server binaries, Chromium for the HTML report test, xmllint for the JUnit schema check; and
 //!   a Go check).
-//! - `cargo xtask bench`   — measured figures (service start times, certification wall time).
+//! - `cargo xtask bench`   — measured figures (service start times, the collector's build, ready
+//!   and round-trip times, certification wall time).
 //!
 //! Plain std, no dependencies: this must build before anything else works.
 
@@ -21,7 +23,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "setup" => setup(),
-        "test" => setup().and_then(|()| test(&rest)),
+        "test" => setup().and_then(|()| collector()).and_then(|()| test(&rest)),
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
         _ => {
@@ -41,9 +43,10 @@ fn main() -> ExitCode {
 }
 
 const HELP: &str = "  setup    install what a fresh machine lacks (Debian: postgresql, chromium, libxml2-utils)
-  test     setup, then the whole test suite (what CI runs)
+  test     setup, build the OpenTelemetry Collector once (cached), then the whole test suite (what CI runs)
   certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
-  bench    setup, then measure service start times and certification wall time";
+  bench    setup, then measure service start times (Postgres, OTLP receiver, the collector: build,
+           cached, start to ready, span round trip) and certification wall time";
 
 struct Failure {
     message: String,
@@ -157,6 +160,29 @@ fn setup() -> Result<(), Failure> {
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(())
+}
+
+/// Build the OpenTelemetry Collector (`conform collector`: the builder manifest in
+/// fixtures/collector, cached by its hash in the conform cache), once, before the tests: a
+/// cold build takes minutes, and without this the first test binary to need it would pay that
+/// inside its own time while others wait on the build lock. A failure is reported and the suite
+/// still runs: the collector's own tests then fail with the build's message.
+fn collector() -> Result<(), Failure> {
+    let started = Instant::now();
+    let result = run(Command::new("cargo")
+        .args(["run", "--locked", "--quiet", "--bin", "conform", "--", "collector"])
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0"));
+    match result {
+        Ok(()) => eprintln!(
+            "xtask: OpenTelemetry Collector ready ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(Failure { message, .. }) => {
+            eprintln!("xtask: the OpenTelemetry Collector could not be built ({message}); its tests will fail")
+        }
+    }
     Ok(())
 }
 

@@ -92,9 +92,10 @@ pub fn html(reports: &[Report], parity: &[ParityRow]) -> String {
     out.push_str("</tbody>\n</table>\n");
     for r in reports {
         out.push_str(&format!(
-            "<p class=\"meta\">{}: provider <code>{}</code> · started {} · source <code>{}</code> · <code>{}</code></p>\n",
+            "<p class=\"meta\">{}: provider <code>{}</code> · collector <code>{}</code> · started {} · source <code>{}</code> · <code>{}</code></p>\n",
             esc(&r.candidate),
             esc(&r.provider),
+            esc(&r.collector),
             esc(&r.started_at),
             esc(short_hash(r)),
             esc(&r.command)

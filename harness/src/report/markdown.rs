@@ -33,8 +33,9 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
                 s.must
             ));
             out.push_str(&format!(
-                "Provider `{}` · started {} · {:.1} s · source `{}` · `{}`\n",
+                "Provider `{}` · collector `{}` · started {} · {:.1} s · source `{}` · `{}`\n",
                 report.provider,
+                report.collector,
                 report.started_at,
                 report.duration.as_secs_f64(),
                 short_hash(report),
@@ -65,8 +66,8 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
             }
             if let Some(first) = reports.first() {
                 out.push_str(&format!(
-                    "\nProvider `{}` · started {} · `{}`\n",
-                    first.provider, first.started_at, first.command
+                    "\nProvider `{}` · collector `{}` · started {} · `{}`\n",
+                    first.provider, first.collector, first.started_at, first.command
                 ));
             }
         }

@@ -98,6 +98,9 @@ pub struct Report {
     pub framework_version: String,
     /// Service provider (`native`, ...).
     pub provider: String,
+    /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to the
+    /// in-process receiver) or `real: <binary> (builder <version>, build <hash>)`.
+    pub collector: String,
     /// SHA-256 of the candidate's source and build settings (empty for a prebuilt binary).
     pub source_hash: String,
     /// When the run started (UTC, RFC 3339).
@@ -270,6 +273,7 @@ mod tests {
             framework_module: "gofr.dev".into(),
             framework_version: "v1.56.6".into(),
             provider: "native".into(),
+            collector: "none".into(),
             source_hash: "abcdef0123456789abcdef".into(),
             started_at: "2026-11-23T04:05:06Z".into(),
             duration: Duration::from_secs(3),

@@ -5,6 +5,7 @@
 //! servers today; `docker` and `external` slot in behind the same handles later, so scenarios
 //! never learn how a service was provided, only its address.
 
+pub mod collector;
 pub mod otlp;
 pub mod postgres;
 pub mod proxy;

@@ -19,6 +19,8 @@ use harness::probe::{Exchange, Http, Outcome};
 use harness::process::{Launch, LaunchRecord};
 use harness::redact;
 use harness::running::{Exit, Running, Signal};
+use harness::service::collector::CollectorMode;
+use harness::service::otlp::OtlpSink;
 use harness::service::postgres::Database;
 use harness::service::proxy::FaultProxy;
 use harness::service::sqlite::SqliteFile;
@@ -208,6 +210,28 @@ impl Cx {
     /// Record a named observation.
     pub fn note(&mut self, key: impl Into<String>, value: impl std::fmt::Display) {
         self.evidence.note(key, value);
+    }
+
+    /// A fresh OTLP sink for this scenario ([`Services::otlp`]): the receiver, behind the run's
+    /// collector if it has one (then recorded in the evidence).
+    pub async fn otlp(&mut self) -> Result<OtlpSink, Failure> {
+        let sink = self.services.otlp().await?;
+        if let Some(path) = sink.path() {
+            self.note("otlp path", path);
+        }
+        Ok(sink)
+    }
+
+    /// A fresh OTLP sink with no collector even in a `--collector real` run, for a clause that
+    /// grades the candidate's own export request; `why` is recorded when a collector was bypassed.
+    pub async fn otlp_direct(&mut self, why: &str) -> Result<OtlpSink, Failure> {
+        if self.services.collector() != CollectorMode::None {
+            self.note(
+                "otlp path",
+                format!("straight to the harness receiver, collector bypassed: {why}"),
+            );
+        }
+        self.services.otlp_direct().await
     }
 
     /// A fresh database of the given kind.

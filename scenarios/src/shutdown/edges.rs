@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use harness::poll::Poll;
 use harness::probe::Outcome;
 use harness::running::{ExitStatus, Signal};
-use harness::service::otlp::{OtlpReceiver, Transport};
+use harness::service::otlp::Transport;
 use harness::service::proxy::Fault;
 use harness::timeouts;
 use harness::verdict::Failure;
@@ -50,7 +50,7 @@ pub(super) async fn spans_at_shutdown(cx: &mut Cx) -> Result<(), Failure> {
     let path = drain::slow_path(cx, Duration::ZERO)?;
     let db = cx.database(Db::Sqlite).await?;
     for control in [true, false] {
-        let receiver = OtlpReceiver::start().await?;
+        let receiver = cx.otlp().await?;
         // gRPC: the one OTLP transport both frameworks' exporters speak.
         let env = cx
             .profile()

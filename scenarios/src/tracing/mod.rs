@@ -2,8 +2,9 @@
 //! it continues.
 //!
 //! Tracing clauses ask what a candidate *sends*, so every scenario boots the candidate with its
-//! exporter pointed at a fresh in-process receiver ([`OtlpReceiver`]) and asserts on the spans
-//! that arrive there. How a framework is pointed at a collector (GoFastr's candidate reads the
+//! exporter pointed at a fresh in-process receiver ([`OtlpReceiver`]), or at a real OpenTelemetry
+//! Collector forwarding to it when the run says `--collector real` (an [`OtlpSink`] either way),
+//! and asserts on the spans that arrive there. How a framework is pointed at a collector (GoFastr's candidate reads the
 //! OTel SDK's `OTEL_EXPORTER_OTLP_*`, GoFr reads `TRACE_EXPORTER` + `TRACER_URL`) lives in the
 //! profile ([`crate::profile::Profile::trace_env`]), so the span capture here is written once:
 //! [`boot_traced`] starts the candidate, [`get`] makes a request with an optional `traceparent`
@@ -35,7 +36,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use harness::probe::Exchange;
-use harness::service::otlp::{OtlpReceiver, ReceivedSpan, Transport};
+use harness::service::otlp::{OtlpReceiver, OtlpSink, ReceivedSpan, Transport};
 use harness::verdict::Failure;
 
 use crate::clause::Clause;
@@ -124,23 +125,37 @@ enum Delivery {
     AtShutdown,
 }
 
-/// A candidate booted with its exporter pointed at its own receiver.
+/// A candidate booted with its exporter pointed at its own sink (spans are read from the sink's
+/// receiver; see [`OtlpSink`]).
 pub(crate) struct Traced {
-    pub(crate) receiver: OtlpReceiver,
+    pub(crate) receiver: OtlpSink,
     pub(crate) app: App,
     pub(crate) _db: Attached,
 }
 
-/// Start a receiver and boot the candidate on SQLite with its exporter pointed at it over
-/// `transport` (from the profile), or with no exporter variables at all when `transport` is
-/// `None` (the caller's `adjust` then says what to set), then apply `adjust`.
+/// Start a sink ([`Cx::otlp`]: the receiver, behind the run's collector if any) and boot the
+/// candidate on SQLite with its exporter pointed at it over `transport` (from the profile), or
+/// with no exporter variables at all when `transport` is `None` (the caller's `adjust` then says
+/// what to set), then apply `adjust`.
 async fn boot_traced(
     cx: &mut Cx,
     transport: Option<Transport>,
     delivery: Delivery,
-    adjust: impl Fn(&mut Spec, &OtlpReceiver),
+    adjust: impl Fn(&mut Spec, &OtlpSink),
 ) -> Result<Traced, Failure> {
-    let receiver = OtlpReceiver::start().await?;
+    let sink = cx.otlp().await?;
+    boot_traced_at(cx, sink, transport, delivery, adjust).await
+}
+
+/// [`boot_traced`] on a sink the caller chose (a direct one, for clauses that grade the
+/// candidate's own export request).
+async fn boot_traced_at(
+    cx: &mut Cx,
+    receiver: OtlpSink,
+    transport: Option<Transport>,
+    delivery: Delivery,
+    adjust: impl Fn(&mut Spec, &OtlpSink),
+) -> Result<Traced, Failure> {
     let profile = cx.profile();
     let export = match transport {
         Some(t) => profile.trace_env(&receiver, t).ok_or_else(|| {

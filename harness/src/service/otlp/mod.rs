@@ -2,8 +2,9 @@
 //!
 //! Tracing clauses ask what a candidate *sends*: span names, kinds, attributes, resource, whether
 //! an incoming `traceparent` is continued, which headers the exporter carries. To answer that
-//! without a collector binary (none is installable here, see the services notes §4), the harness
-//! runs the receiver itself, in the test process, on two loopback listeners bound to port 0:
+//! without depending on a collector binary (none is installable here, see the services notes §4;
+//! `--collector real` builds one and puts it in front, see [`OtlpSink`]), the harness runs the
+//! receiver itself, in the test process, on two loopback listeners bound to port 0:
 //!
 //! - **gRPC** (`opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by tonic,
 //!   gzip accepted), the default protocol of the Go SDK exporters;
@@ -27,10 +28,15 @@
 
 //!
 //! `spans.rs` holds the flattened span and export-record types and the conversion from OTLP's
-//! protobuf; `wire.rs` the gRPC service and the HTTP handler; this file the receiver and its store.
+//! protobuf; `wire.rs` the gRPC service and the HTTP handler; `sink.rs` what a scenario is handed
+//! (the receiver, with the real collector in front of it when the run asks); this file the
+//! receiver and its store.
 
+mod sink;
 mod spans;
 mod wire;
+
+pub use sink::{OtlpSink, SinkError};
 
 use spans::convert_request;
 pub use spans::{AttrValue, ExportRecord, ReceivedSpan, SpanKind, SpanStatus, Transport};

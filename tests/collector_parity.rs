@@ -1,0 +1,126 @@
+//! Tracing parity: every clause that asks for an OTLP endpoint gets the same verdict whether the
+//! candidate exports straight to the in-process receiver or through the real OpenTelemetry
+//! Collector (`conform certify --collector real`).
+//!
+//! A collector in the path must be transparent to grading: if a verdict changed, either the
+//! collector alters what the candidate sent (and the clause would grade the collector, not the
+//! candidate) or a scenario depends on the hop in a way it should not. One trial per
+//! (candidate x clause), named `parity::<candidate>::<clause>`, runs the clause twice on the same
+//! build, once per path, and compares the verdicts. The clauses are the TRACE and TRC areas plus
+//! any other clause that needs OTLP (the flush-at-shutdown clauses).
+//!
+//! Like `conformance.rs`, a candidate whose framework module is not served here has its trials
+//! *ignored*, with the exact module error printed once; `--ignored` fails them with that error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use harness::candidate::BuildCache;
+use harness::service::Provider;
+use harness::service::collector::CollectorMode;
+use harness::verdict::{ClauseResult, Verdict};
+use libtest_mimic::{Arguments, Failed, Trial};
+use scenarios::certify::{self, PrepareError};
+use scenarios::clause::{Clause, Need};
+use scenarios::services::Services;
+
+fn candidate_dirs() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/candidates");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("candidate.toml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no candidate under {}", dir.display());
+    dirs
+}
+
+/// The clauses whose scenarios ask for an OTLP endpoint.
+fn traced(clause: &Clause) -> bool {
+    ["TRACE", "TRC"].contains(&clause.area) || clause.needs.contains(&Need::Otlp)
+}
+
+fn detail(v: &Verdict) -> String {
+    match v {
+        Verdict::Fail(v) => format!("fail\n    expected: {}\n    actual:   {}", v.expected, v.actual),
+        Verdict::Error { message } => format!("error: {message}"),
+        Verdict::Skip { reason } => format!("skip: {reason}"),
+        other => other.name().to_string(),
+    }
+}
+
+fn compare(direct: &ClauseResult, through: &ClauseResult) -> Result<(), Failed> {
+    if direct.verdict.name() == through.verdict.name() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: the verdict changes when the collector is in the path\n  direct:          {}\n  through collector: {}",
+        direct.clause,
+        detail(&direct.verdict),
+        detail(&through.verdict)
+    )
+    .into())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    harness::reaper::install_signal_handler();
+    let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
+    let direct = Arc::new(Services::new(Provider::Native).expect("services"));
+    let through = Arc::new(Services::with_collector(Provider::Native, CollectorMode::Real).expect("services"));
+    let cache = BuildCache::from_env();
+    let mut trials = Vec::new();
+    let mut unavailable = Vec::new();
+
+    for dir in candidate_dirs() {
+        let (candidate, framework) = certify::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let name = candidate.manifest.name.clone();
+        let target = if args.list {
+            None
+        } else {
+            Some(certify::build(candidate, framework, &cache))
+        };
+        for clause in scenarios::clauses_for(framework).into_iter().filter(traced) {
+            let trial_name = format!("parity::{name}::{}", clause.id);
+            let trial = match &target {
+                None => Trial::test(trial_name, || Ok(())),
+                Some(Ok(target)) => {
+                    let (rt, direct, through, target) = (rt.clone(), direct.clone(), through.clone(), target.clone());
+                    Trial::test(trial_name, move || {
+                        let a = rt.block_on(scenarios::run::run_clause(&clause, target.clone(), direct));
+                        let b = rt.block_on(scenarios::run::run_clause(&clause, target, through));
+                        compare(&a, &b)
+                    })
+                }
+                Some(Err(PrepareError::Build(err))) if err.is_module_not_served() => {
+                    let msg = err.to_string();
+                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(true)
+                }
+                Some(Err(err)) => {
+                    let msg = err.to_string();
+                    Trial::test(trial_name, move || Err(msg.clone().into()))
+                }
+            };
+            trials.push(trial.with_kind(framework.name()));
+        }
+        if let Some(Err(PrepareError::Build(err))) = &target
+            && err.is_module_not_served()
+        {
+            unavailable.push(err.to_string());
+        }
+    }
+    for why in &unavailable {
+        eprintln!(
+            "\nconform: collector parity trials of this candidate are IGNORED, not passed:\n  {}\n",
+            why.replace('\n', "\n  ")
+        );
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    for services in [direct, through] {
+        if let Ok(services) = Arc::try_unwrap(services) {
+            rt.block_on(services.shutdown());
+        }
+    }
+    conclusion.exit();
+}
