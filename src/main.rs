@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use harness::candidate::BuildCache;
 use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
 use harness::service::Provider;
+use harness::service::docker::{self, DockerError};
+use harness::service::postgres::ContainerOptions;
 use harness::verdict::{ClauseResult, Verdict};
 use scenarios::certify::{self, PrepareError, RunInfo};
 use scenarios::clause::Clause;
@@ -73,9 +75,14 @@ enum Command {
         /// Scenarios run at once per candidate.
         #[arg(long, default_value_t = 2)]
         parallel: usize,
-        /// Where services come from.
+        /// Where services come from: `native` (system Postgres binaries), `docker` (Postgres in a
+        /// container), or `auto` (docker when an engine answers and has the image, else native).
         #[arg(long, value_enum, default_value_t = ProviderArg::Native)]
         provider: ProviderArg,
+        /// The docker provider's Postgres image (default: CONFORM_POSTGRES_IMAGE, else
+        /// conform/postgres:15, built by `cargo xtask images`).
+        #[arg(long)]
+        postgres_image: Option<String>,
         /// Run every clause even if the candidate fails to boot in preflight.
         #[arg(long)]
         no_preflight: bool,
@@ -102,9 +109,11 @@ enum ReportFormat {
     Junit,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProviderArg {
     Native,
+    Docker,
+    Auto,
 }
 
 fn main() {
@@ -128,10 +137,13 @@ fn main() {
             format,
             out,
             parallel,
-            provider: _,
+            provider,
+            postgres_image,
             no_preflight,
         } => {
             let options = CertifyOptions {
+                provider,
+                postgres_image,
                 filter,
                 area,
                 format,
@@ -227,6 +239,8 @@ fn diff(old: &Path, new: &Path) -> i32 {
 }
 
 struct CertifyOptions {
+    provider: ProviderArg,
+    postgres_image: Option<String>,
     filter: Vec<String>,
     area: Vec<String>,
     format: ReportFormat,
@@ -249,8 +263,18 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             }
         }
     }
-    let services = match Services::new(Provider::Native) {
-        Ok(s) => Arc::new(s),
+    let container = ContainerOptions {
+        image: options.postgres_image.clone().unwrap_or(ContainerOptions::default().image),
+    };
+    let provider = match choose_provider(options.provider, &container).await {
+        Ok(provider) => provider,
+        Err(err) => {
+            eprintln!("conform: --provider docker: {err}");
+            return EXIT_NOT_JUDGED;
+        }
+    };
+    let services = match Services::new(provider) {
+        Ok(s) => Arc::new(s.with_postgres_image(container.image)),
         Err(err) => {
             eprintln!("conform: cannot prepare services: {err}");
             return EXIT_NOT_JUDGED;
@@ -268,7 +292,7 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
             return EXIT_USAGE;
         }
         let info = RunInfo {
-            provider: Provider::Native.name().into(),
+            provider: provider.name().into(),
             command: command.clone(),
             started: SystemTime::now(),
             clock: Instant::now(),
@@ -372,6 +396,31 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         Err(_) => eprintln!("conform: services still in use at exit; they are killed by their owners"),
     }
     worst
+}
+
+/// The provider a run uses. `docker` must find the engine and the image (else the run stops
+/// before anything is built, with the engine's address in the message); `auto` falls back to
+/// `native`, saying why.
+async fn choose_provider(arg: ProviderArg, container: &ContainerOptions) -> Result<Provider, DockerError> {
+    let docker = async {
+        docker::ready_for(&container.image, &container.hint())
+            .await
+            .map(|engine| engine.host().to_string())
+    };
+    match arg {
+        ProviderArg::Native => Ok(Provider::Native),
+        ProviderArg::Docker => docker.await.map(|_| Provider::Docker),
+        ProviderArg::Auto => match docker.await {
+            Ok(host) => {
+                eprintln!("conform: provider auto -> docker ({}, engine {host})", container.image);
+                Ok(Provider::Docker)
+            }
+            Err(err) => {
+                eprintln!("conform: provider auto -> native ({err})");
+                Ok(Provider::Native)
+            }
+        },
+    }
 }
 
 /// The exit code of several candidates: any failure wins, then any unjudged, else success.

@@ -1,6 +1,7 @@
 //! The last line of defence against leaks: every process group and scratch directory the harness
 //! creates is registered here, so that a Ctrl-C (or SIGTERM, or SIGHUP) on the runner can kill and
-//! remove all of them before the runner exits.
+//! remove all of them before the runner exits. Resources that are neither (the docker provider's
+//! containers) register a cleanup function, run between the two.
 //!
 //! Normal cleanup is RAII (`Running`, `PostgresServer` and `TempDir` all clean up on drop, which
 //! also covers a panicking scenario). Drop does not run when the runner is killed by a signal,
@@ -23,6 +24,8 @@ enum Resource {
     Group { pgid: i32, signal: Signal },
     /// A directory, removed recursively.
     Dir(PathBuf),
+    /// A blocking cleanup (it must bound itself), run after the groups and before the directories.
+    Cleanup(fn()),
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -60,11 +63,19 @@ pub fn register_dir(path: impl Into<PathBuf>) -> Ticket {
     register(Resource::Dir(path.into()))
 }
 
+/// Register a cleanup to run if the runner is interrupted. It runs on the signal thread, inside
+/// that thread's runtime: it must not await on it (spawn a thread for async work) and must bound
+/// its own duration.
+pub fn register_cleanup(cleanup: fn()) -> Ticket {
+    register(Resource::Cleanup(cleanup))
+}
+
 /// How long a group asked to stop politely (Postgres: SIGINT, a fast shutdown that also removes
 /// its shared memory) gets before it is killed.
 const POLITE_GRACE: Duration = Duration::from_secs(5);
 
-/// Kill every registered process group, then remove every registered directory.
+/// Kill every registered process group, run every registered cleanup, then remove every
+/// registered directory.
 ///
 /// Groups registered with a polite signal get it first and up to [`POLITE_GRACE`] to exit;
 /// then every group, polite or not, gets SIGKILL. Directories go last, so that no process is
@@ -79,7 +90,7 @@ pub fn reap_all() -> usize {
         .iter()
         .filter_map(|r| match r {
             Resource::Group { pgid, signal } => Some((*pgid, *signal)),
-            Resource::Dir(_) => None,
+            Resource::Dir(_) | Resource::Cleanup(_) => None,
         })
         .collect();
     let polite: Vec<i32> = groups
@@ -100,6 +111,11 @@ pub fn reap_all() -> usize {
     for (pgid, _) in &groups {
         // Whatever the polite signal was, make sure nothing of the group survives.
         let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+    }
+    for resource in &resources {
+        if let Resource::Cleanup(cleanup) = resource {
+            cleanup();
+        }
     }
     for resource in &resources {
         if let Resource::Dir(path) = resource {

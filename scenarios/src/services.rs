@@ -3,13 +3,14 @@
 //! One Postgres server per run (each scenario gets its own database from it) and one OTLP
 //! receiver per scenario that asks. The server is started lazily, so a run filtered to clauses
 //! that need no database never pays for `initdb`; when it cannot start, every scenario that needs
-//! it reports the same harness error, loudly, instead of passing.
+//! it reports the same harness error, loudly, instead of passing. The provider decides only how
+//! the server is started (system binaries or a container); scenarios get the same handle.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness::service::Provider;
-use harness::service::postgres::{PostgresOptions, PostgresServer};
+use harness::service::postgres::{ContainerOptions, PostgresOptions, PostgresServer};
 use harness::verdict::Failure;
 use tokio::sync::OnceCell;
 
@@ -17,18 +18,27 @@ use tokio::sync::OnceCell;
 #[derive(Debug)]
 pub struct Services {
     provider: Provider,
+    container: ContainerOptions,
     postgres: OnceCell<Result<Arc<PostgresServer>, String>>,
     jwt_secret: String,
 }
 
 impl Services {
-    /// Services from `provider`, none started yet.
+    /// Services from `provider`, none started yet. The docker provider's Postgres image is
+    /// `CONFORM_POSTGRES_IMAGE` or the default (see [`Services::with_postgres_image`]).
     pub fn new(provider: Provider) -> std::io::Result<Services> {
         Ok(Services {
             provider,
+            container: ContainerOptions::default(),
             postgres: OnceCell::new(),
             jwt_secret: harness::redact::new_secret(48)?,
         })
+    }
+
+    /// Run the docker provider's Postgres from `image` instead.
+    pub fn with_postgres_image(mut self, image: impl Into<String>) -> Services {
+        self.container.image = image.into();
+        self
     }
 
     /// The JWT secret handed to candidates for this run (registered for redaction).
@@ -46,15 +56,18 @@ impl Services {
         let server = self
             .postgres
             .get_or_init(|| async {
-                // CONFORM_PG_BINDIR pins the directory holding initdb and postgres (for a
-                // non-Debian layout, or to prove the "not installed" path in tests).
-                let options = PostgresOptions {
-                    search_dirs: std::env::var_os("CONFORM_PG_BINDIR").map(|d| vec![d.into()]),
+                let started = match self.provider {
+                    Provider::Native => {
+                        // CONFORM_PG_BINDIR pins the directory holding initdb and postgres (for a
+                        // non-Debian layout, or to prove the "not installed" path in tests).
+                        let options = PostgresOptions {
+                            search_dirs: std::env::var_os("CONFORM_PG_BINDIR").map(|d| vec![d.into()]),
+                        };
+                        PostgresServer::start_with(options).await
+                    }
+                    Provider::Docker => PostgresServer::start_in_container(self.container.clone()).await,
                 };
-                PostgresServer::start_with(options)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                started.map(Arc::new).map_err(|e| e.to_string())
             })
             .await;
         server
@@ -70,8 +83,11 @@ impl Services {
         }
     }
 
-    /// Stop everything that was started.
+    /// Stop everything that was started. With the docker provider, any container of this run
+    /// still there afterwards (a handle someone still holds) is removed too, since the process is
+    /// about to exit and no `Drop` would run.
     pub async fn shutdown(self) {
+        let provider = self.provider;
         if let Some(Ok(server)) = self.postgres.into_inner() {
             match Arc::try_unwrap(server) {
                 Ok(server) => {
@@ -82,6 +98,12 @@ impl Services {
                 // Someone still holds it; its Drop kills the server when they let go.
                 Err(server) => drop(server),
             }
+        }
+        if provider == Provider::Docker
+            && let Ok(engine) = harness::service::docker::Engine::connect().await
+            && let Err(err) = engine.remove_run().await
+        {
+            eprintln!("conform: removing this run's containers: {err}");
         }
     }
 }
