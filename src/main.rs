@@ -264,7 +264,10 @@ async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i32 {
         }
     }
     let container = ContainerOptions {
-        image: options.postgres_image.clone().unwrap_or(ContainerOptions::default().image),
+        image: options
+            .postgres_image
+            .clone()
+            .unwrap_or(ContainerOptions::default().image),
     };
     let provider = match choose_provider(options.provider, &container).await {
         Ok(provider) => provider,

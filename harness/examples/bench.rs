@@ -1,10 +1,13 @@
 //! Service figures for `cargo xtask bench`: how long the harness's own machinery takes, measured
-//! on this machine, never asserted. Run with `--rounds N` (default 10).
+//! on this machine, never asserted. Run with `--rounds N` (default 10). Postgres is measured under
+//! both providers (native, and the docker provider's container when an engine with its image
+//! answers), so their ready times can be compared.
 
 use std::time::{Duration, Instant};
 
+use harness::service::docker;
 use harness::service::otlp::OtlpReceiver;
-use harness::service::postgres::PostgresServer;
+use harness::service::postgres::{ContainerOptions, PostgresServer};
 use harness::service::proxy::FaultProxy;
 
 fn stats(label: &str, samples: &mut [Duration]) {
@@ -19,6 +22,11 @@ fn stats(label: &str, samples: &mut [Duration]) {
         mean,
         ms(samples[samples.len() - 1])
     );
+}
+
+/// The median of sorted samples.
+fn median(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() / 2]
 }
 
 fn peak_rss_kib() -> u64 {
@@ -61,6 +69,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stats("postgres start -> SELECT 1", &mut start);
     stats("fresh database (CREATE ... TEMPLATE)", &mut fresh);
     stats("postgres stop (fast shutdown)", &mut stop);
+    let native_ready = median(&start);
+
+    let image = ContainerOptions::default();
+    match docker::ready_for(&image.image, &image.hint()).await {
+        Err(err) => println!("postgres in a container: not measured ({err})"),
+        Ok(_) => {
+            let (mut start, mut stop, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..rounds.min(5) {
+                let server = PostgresServer::start_in_container(image.clone()).await?;
+                start.push(server.startup_time());
+                if round == 0 {
+                    for _ in 0..rounds {
+                        let t = Instant::now();
+                        let _ = server.fresh_database().await?;
+                        fresh.push(t.elapsed());
+                    }
+                }
+                let t = Instant::now();
+                server.stop().await?;
+                stop.push(t.elapsed());
+            }
+            stats("container postgres start -> SELECT 1", &mut start);
+            stats("container fresh database", &mut fresh);
+            stats("container postgres stop + rm", &mut stop);
+            println!(
+                "{:<34} {:.1}x native ({} vs {:.0} ms median)",
+                "container vs native ready time",
+                median(&start).as_secs_f64() / native_ready.as_secs_f64(),
+                image.image,
+                native_ready.as_secs_f64() * 1000.0
+            );
+        }
+    }
 
     let mut otlp = Vec::new();
     for _ in 0..rounds {

@@ -121,17 +121,28 @@ async fn fresh_databases_are_distinct_and_cloned_from_a_clean_template(server: P
     );
 
     let mut in_a = a.connect().await.unwrap();
-    sqlx::raw_sql("CREATE TABLE widgets (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO widgets (name) VALUES ('a')")
-        .execute(&mut in_a)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE widgets (id serial PRIMARY KEY, name text NOT NULL); INSERT INTO widgets (name) VALUES ('a')",
+    )
+    .execute(&mut in_a)
+    .await
+    .unwrap();
     assert!(has_widgets(&mut in_a).await);
     let mut in_b = b.connect().await.unwrap();
-    assert!(!has_widgets(&mut in_b).await, "a table created in {} is visible in {}", a.name, b.name);
+    assert!(
+        !has_widgets(&mut in_b).await,
+        "a table created in {} is visible in {}",
+        a.name,
+        b.name
+    );
     // The template is untouched by what a scenario does in its database.
     let c = server.fresh_database().await.unwrap();
     let mut in_c = c.connect().await.unwrap();
-    assert!(!has_widgets(&mut in_c).await, "{} (created later) inherited widgets", c.name);
+    assert!(
+        !has_widgets(&mut in_c).await,
+        "{} (created later) inherited widgets",
+        c.name
+    );
 
     // The databases belong to the unprivileged role; the superuser is reachable for admin SQL.
     let mut admin = server.superuser().await.unwrap();
@@ -185,7 +196,11 @@ async fn password_is_required_over_tcp(server: PostgresServer) {
     assert!(sqlx::PgConnection::connect_with(&no_password).await.is_err());
 
     // Not even the superuser gets in over TCP without a password.
-    let superuser_tcp = db.connect_options().username("postgres").password("").database("postgres");
+    let superuser_tcp = db
+        .connect_options()
+        .username("postgres")
+        .password("")
+        .database("postgres");
     assert!(sqlx::PgConnection::connect_with(&superuser_tcp).await.is_err());
 
     server.stop().await.unwrap();
@@ -263,7 +278,10 @@ async fn container_is_labelled_on_host_network_with_data_on_tmpfs() {
     let inspected = engine.client().inspect_container(&id, None).await.unwrap();
     let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels.get(docker::LABEL).map(String::as_str), Some("1"), "{labels:?}");
-    assert_eq!(labels.get(docker::RUN_LABEL).map(String::as_str), Some(docker::run_id()));
+    assert_eq!(
+        labels.get(docker::RUN_LABEL).map(String::as_str),
+        Some(docker::run_id())
+    );
     let network = inspected.host_config.and_then(|h| h.network_mode);
     assert_eq!(network.as_deref(), Some("host"));
     let mut admin = server.superuser().await.unwrap();

@@ -19,7 +19,11 @@ fn sh(script: &str) -> (Launch, Workdir) {
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; only count processes that are not zombies.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -28,7 +32,11 @@ async fn environment_is_exactly_what_was_given() {
     let (mut launch, workdir) = sh("env; exit 0");
     launch.env("CONFORM_ONLY", "yes");
     let mut running = Running::spawn(&launch, workdir).unwrap();
-    let exit = running.wait_exit(Duration::from_secs(10)).await.unwrap().expect("exits");
+    let exit = running
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("exits");
     assert_eq!(exit.status, ExitStatus::Code(0));
     let stdout = running.output().text(harness::output::Stream::Stdout);
     assert!(stdout.contains("CONFORM_ONLY=yes"), "{stdout}");
@@ -39,7 +47,11 @@ async fn environment_is_exactly_what_was_given() {
 async fn output_is_complete_once_the_exit_is_reported() {
     let (launch, workdir) = sh("i=0; while [ $i -lt 200 ]; do echo out-$i; echo err-$i >&2; i=$((i+1)); done; exit 3");
     let mut running = Running::spawn(&launch, workdir).unwrap();
-    let exit = running.wait_exit(Duration::from_secs(10)).await.unwrap().expect("exits");
+    let exit = running
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("exits");
     assert_eq!(exit.status, ExitStatus::Code(3));
     assert!(running.output().is_complete());
     let lines = running.output().lines();
@@ -60,7 +72,10 @@ async fn readiness_fails_fast_when_the_process_exits() {
         .unwrap_err();
     assert!(matches!(err, PollError::Aborted { .. }), "{err}");
     assert!(err.to_string().contains("exit code 1"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "did not wait out the ceiling");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "did not wait out the ceiling"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +88,10 @@ async fn shutdown_reports_signal_and_killed_after_grace() {
         .wait_for_line("saying ready", Duration::from_secs(10), |l| l.text == "ready")
         .await
         .unwrap();
-    let exit = running.shutdown(Signal::SIGTERM, Duration::from_millis(300)).await.unwrap();
+    let exit = running
+        .shutdown(Signal::SIGTERM, Duration::from_millis(300))
+        .await
+        .unwrap();
     assert!(exit.killed_after_grace);
     assert_eq!(exit.status, ExitStatus::Signal(9));
     assert!(exit.after >= Duration::from_millis(300));
@@ -86,7 +104,9 @@ async fn dropping_kills_the_whole_process_group() {
     let running = Running::spawn(&launch, workdir).unwrap();
     let line = running
         .output()
-        .wait_for_line("with the grandchild's pid", Duration::from_secs(10), |l| l.text.starts_with("child "))
+        .wait_for_line("with the grandchild's pid", Duration::from_secs(10), |l| {
+            l.text.starts_with("child ")
+        })
         .await
         .unwrap();
     let grandchild: u32 = line.text.trim_start_matches("child ").parse().unwrap();

@@ -31,8 +31,12 @@ use clause::Clause;
 use profile::Framework;
 
 /// The areas of each catalogue, in the catalogue's own order (its section order).
-const GOFASTR_AREAS: &[&str] = &["PORT", "ENV", "AUTH", "MIG", "CLI", "SHUT", "HEALTH", "MET", "TRACE", "BIN", "DB", "HDR"];
-const GOFR_AREAS: &[&str] = &["PORT", "CFG", "SHUT", "HLTH", "MET", "TRC", "LOG", "SQL", "MIG", "AUTH", "HTTP"];
+const GOFASTR_AREAS: &[&str] = &[
+    "PORT", "ENV", "AUTH", "MIG", "CLI", "SHUT", "HEALTH", "MET", "TRACE", "BIN", "DB", "HDR",
+];
+const GOFR_AREAS: &[&str] = &[
+    "PORT", "CFG", "SHUT", "HLTH", "MET", "TRC", "LOG", "SQL", "MIG", "AUTH", "HTTP",
+];
 
 /// Every clause, in catalogue order: GoFastr's areas, then GoFr's, each area in section order.
 pub fn registry() -> Vec<Clause> {
@@ -95,7 +99,10 @@ mod tests {
         for entry in entries.flatten() {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             for heading in text.lines().filter_map(|l| l.strip_prefix("**")) {
-                let id: String = heading.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                let id: String = heading
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
                 if (id.starts_with("GF-") || id.starts_with("GR-")) && !registered.contains(id.as_str()) {
                     missing.push(id);
                 }
@@ -112,14 +119,28 @@ mod tests {
             assert!(seen.insert(c.id), "{} is registered twice", c.id);
             let mut parts = c.id.split('-');
             let (prefix, area) = (parts.next().unwrap(), parts.next().unwrap_or(""));
-            assert_eq!(prefix, c.framework.profile().clause_prefix, "{}: prefix vs framework", c.id);
+            assert_eq!(
+                prefix,
+                c.framework.profile().clause_prefix,
+                "{}: prefix vs framework",
+                c.id
+            );
             assert_eq!(area, c.area, "{}: the ID's area and the clause's area differ", c.id);
             let areas = match c.framework {
                 Framework::GoFastr => GOFASTR_AREAS,
                 Framework::GoFr => GOFR_AREAS,
             };
-            assert!(areas.contains(&c.area), "{}: area {} is not in the catalogue's area list", c.id, c.area);
-            assert!(!c.promise.is_empty() && !c.method.is_empty(), "{}: promise and method are required", c.id);
+            assert!(
+                areas.contains(&c.area),
+                "{}: area {} is not in the catalogue's area list",
+                c.id,
+                c.area
+            );
+            assert!(
+                !c.promise.is_empty() && !c.method.is_empty(),
+                "{}: promise and method are required",
+                c.id
+            );
         }
     }
 }

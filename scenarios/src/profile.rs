@@ -190,7 +190,10 @@ impl Profile {
             ]),
             (Framework::GoFastr, Transport::HttpProtobuf) => Some(vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint()),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", Transport::HttpProtobuf.protocol().to_string()),
+                (
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    Transport::HttpProtobuf.protocol().to_string(),
+                ),
             ]),
             (Framework::GoFr, Transport::Grpc) => Some(vec![
                 ("TRACE_EXPORTER", "otlp".to_string()),

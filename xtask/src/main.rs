@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|images|certify|bench> [args]\n\n{}", HELP);
+            eprintln!(
+                "usage: cargo xtask <setup|test|images|certify|bench> [args]\n\n{}",
+                HELP
+            );
             return ExitCode::from(64);
         }
     };
@@ -209,7 +212,9 @@ fn images() -> Result<(), Failure> {
         }
         if !have("debootstrap") {
             if !is_root() {
-                return Err(fail(format!("building {tag} needs debootstrap (and root); install Debian's `debootstrap`")));
+                return Err(fail(format!(
+                    "building {tag} needs debootstrap (and root); install Debian's `debootstrap`"
+                )));
             }
             eprintln!("xtask: installing Debian's debootstrap (to build {tag})");
             run(Command::new("apt-get").arg("update").arg("-q"))?;

@@ -178,7 +178,10 @@ impl Engine {
         match tokio::time::timeout(timeouts::DOCKER_API, docker.ping()).await {
             Ok(Ok(_)) => Ok(Engine { docker, host }),
             Ok(Err(err)) => Err(unreachable(err.to_string())),
-            Err(_) => Err(unreachable(format!("no answer to ping within {:?}", timeouts::DOCKER_API))),
+            Err(_) => Err(unreachable(format!(
+                "no answer to ping within {:?}",
+                timeouts::DOCKER_API
+            ))),
         }
     }
 
@@ -275,7 +278,12 @@ async fn list_labelled(docker: &Docker, filter: &str) -> Result<Vec<(String, Str
     Ok(listed
         .into_iter()
         .filter_map(|c| {
-            let run = c.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned().unwrap_or_default();
+            let run = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(RUN_LABEL))
+                .cloned()
+                .unwrap_or_default();
             Some((c.id?, run))
         })
         .collect())
@@ -297,26 +305,28 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), String> {
 /// The reaper's cleanup: remove every container of this run. Runs on the signal thread, so the
 /// work happens on a thread of its own with its own runtime, each call bounded.
 pub fn remove_run_containers() {
-    let worker = std::thread::Builder::new().name("conform-docker-reap".into()).spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async {
-            let Ok(docker) = Docker::connect_with_defaults() else {
+    let worker = std::thread::Builder::new()
+        .name("conform-docker-reap".into())
+        .spawn(|| {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
-            match list_labelled(&docker, &format!("{RUN_LABEL}={}", run_id())).await {
-                Ok(ids) => {
-                    for (id, _) in ids {
-                        if let Err(err) = remove(&docker, &id).await {
-                            eprintln!("conform: could not remove container {id}: {err}");
+            rt.block_on(async {
+                let Ok(docker) = Docker::connect_with_defaults() else {
+                    return;
+                };
+                match list_labelled(&docker, &format!("{RUN_LABEL}={}", run_id())).await {
+                    Ok(ids) => {
+                        for (id, _) in ids {
+                            if let Err(err) = remove(&docker, &id).await {
+                                eprintln!("conform: could not remove container {id}: {err}");
+                            }
                         }
                     }
+                    Err(err) => eprintln!("conform: could not list this run's containers: {err}"),
                 }
-                Err(err) => eprintln!("conform: could not list this run's containers: {err}"),
-            }
+            });
         });
-    });
     if let Ok(worker) = worker {
         let _ = worker.join();
     }

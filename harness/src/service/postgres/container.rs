@@ -251,34 +251,35 @@ pub(super) async fn launch_container(
         move |frame: &LogFrame| log.push(frame)
     };
     let port_text = port.to_string();
-    let request = docker::conform_request(GenericImage::new(name, tag).with_wait_for(WaitFor::message_on_stderr(READY_LINE)))
-        .with_label(docker::INSTANCE_LABEL, &instance)
-        .with_env_var("PGPORT", &port_text)
-        .with_env_var("PGDATA", format!("{DATA_MOUNT}/data"))
-        .with_env_var("POSTGRES_PASSWORD", superuser_password)
-        .with_env_var("POSTGRES_INITDB_ARGS", "--auth-local=trust --auth-host=scram-sha-256")
-        .with_mount(Mount::tmpfs_mount(DATA_MOUNT).with_size("1g").with_mode(0o1777))
-        .with_mount(Mount::bind_mount(socket_dir.display().to_string(), SOCKET_DIR))
-        .with_cmd([
-            "-p".to_string(),
-            port_text.clone(),
-            "-c".into(),
-            "listen_addresses=127.0.0.1".into(),
-            "-c".into(),
-            // Ours first (the harness's socket); the image's default too, which an upstream
-            // entrypoint's own psql calls need.
-            format!("unix_socket_directories={SOCKET_DIR},/var/run/postgresql"),
-            "-c".into(),
-            "fsync=off".into(),
-            "-c".into(),
-            "synchronous_commit=off".into(),
-            "-c".into(),
-            "full_page_writes=off".into(),
-            "-c".into(),
-            "max_connections=300".into(),
-        ])
-        .with_log_consumer(consumer)
-        .with_startup_timeout(timeouts::POSTGRES_START);
+    let request =
+        docker::conform_request(GenericImage::new(name, tag).with_wait_for(WaitFor::message_on_stderr(READY_LINE)))
+            .with_label(docker::INSTANCE_LABEL, &instance)
+            .with_env_var("PGPORT", &port_text)
+            .with_env_var("PGDATA", format!("{DATA_MOUNT}/data"))
+            .with_env_var("POSTGRES_PASSWORD", superuser_password)
+            .with_env_var("POSTGRES_INITDB_ARGS", "--auth-local=trust --auth-host=scram-sha-256")
+            .with_mount(Mount::tmpfs_mount(DATA_MOUNT).with_size("1g").with_mode(0o1777))
+            .with_mount(Mount::bind_mount(socket_dir.display().to_string(), SOCKET_DIR))
+            .with_cmd([
+                "-p".to_string(),
+                port_text.clone(),
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                // Ours first (the harness's socket); the image's default too, which an upstream
+                // entrypoint's own psql calls need.
+                format!("unix_socket_directories={SOCKET_DIR},/var/run/postgresql"),
+                "-c".into(),
+                "fsync=off".into(),
+                "-c".into(),
+                "synchronous_commit=off".into(),
+                "-c".into(),
+                "full_page_writes=off".into(),
+                "-c".into(),
+                "max_connections=300".into(),
+            ])
+            .with_log_consumer(consumer)
+            .with_startup_timeout(timeouts::POSTGRES_START);
 
     let failed = |reason: String, log_tail: String| PostgresError::Container {
         image: options.image.clone(),
@@ -300,7 +301,7 @@ pub(super) async fn launch_container(
         }
     };
     let id = container.id().to_string();
-    let mut pg = PgContainer {
+    let pg = PgContainer {
         container: Some(container),
         id: id.clone(),
         image: options.image.clone(),

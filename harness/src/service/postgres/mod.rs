@@ -143,7 +143,9 @@ pub enum PostgresError {
     #[error(transparent)]
     Docker(#[from] DockerError),
     /// The Postgres container did not come up.
-    #[error("Postgres in a container of {image} did not start on 127.0.0.1:{port}: {reason}; its log ends with:\n{log_tail}")]
+    #[error(
+        "Postgres in a container of {image} did not start on 127.0.0.1:{port}: {reason}; its log ends with:\n{log_tail}"
+    )]
     Container {
         /// The image reference.
         image: String,
@@ -331,8 +333,9 @@ impl PostgresServer {
         let (scratch, dir_ticket) = new_scratch()?;
         let root = scratch.path().to_path_buf();
         // The server in the container runs as its own user and creates its socket here.
-        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-            .map_err(io_error(format!("open {} to the container's postgres user", root.display())))?;
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(io_error(
+            format!("open {} to the container's postgres user", root.display()),
+        ))?;
         let password = crate::redact::new_secret(24).map_err(io_error("read /dev/urandom for the role password"))?;
         let mut last_tail = String::new();
         for _ in 0..PORT_ATTEMPTS {

@@ -2,12 +2,12 @@
 //! shared memory), and bounded one-shot tool runs.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
