@@ -11,6 +11,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod proxy;
 pub mod schema;
+pub mod scratch_image;
 pub mod sqlite;
 pub mod stub;
 

@@ -217,7 +217,7 @@ impl Drop for PgContainer {
 /// How one attempt to start the container ended (other than with an error).
 pub(super) enum ContainerLaunch {
     Ready {
-        container: PgContainer,
+        container: Box<PgContainer>,
         pid: u32,
         startup_time: Duration,
     },
@@ -338,7 +338,7 @@ pub(super) async fn launch_container(
         .and_then(|c| c.state?.pid)
         .unwrap_or(0);
     Ok(ContainerLaunch::Ready {
-        container: pg,
+        container: Box::new(pg),
         pid: u32::try_from(pid).unwrap_or(0),
         startup_time,
     })

@@ -347,7 +347,7 @@ impl PostgresServer {
                     startup_time,
                 } => {
                     let server = PostgresServer {
-                        backend: Backend::Container(Box::new(container)),
+                        backend: Backend::Container(container),
                         pid,
                         port,
                         socket_dir: root.clone(),
