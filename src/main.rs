@@ -160,7 +160,7 @@ fn main() {
             }
         }
     };
-    std::process::exit(code);
+    harness::reaper::exit(code);
 }
 
 fn framework_filter(f: Option<FrameworkArg>) -> Option<Framework> {

@@ -409,11 +409,12 @@ fn ctrl_c_with_the_docker_provider_removes_the_container() {
         return;
     }
     let sb = Sandbox::new();
-    // GF-PORT-4 asks for Postgres, then waits for the candidate to poll a lock it never takes.
+    // GF-PORT-4 asks for Postgres, then waits for the candidate to poll a lock; this one never
+    // even listens, so the scenario is still waiting when the interrupt lands.
     let mut child = sb
         .command(&[
             "certify",
-            &selftest("serves"),
+            &selftest("never-listens"),
             "--provider",
             "docker",
             "--no-preflight",

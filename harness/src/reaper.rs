@@ -125,6 +125,19 @@ pub fn reap_all() -> usize {
     resources.len()
 }
 
+/// Held by whoever is ending the process: the signal thread from the start of its reaping until
+/// its `exit(130)`, or a normal [`exit`]. So a runner whose main thread finishes while the reaper
+/// is still cleaning up (its scenarios end early because their processes were just killed)
+/// waits for the reaper instead of exiting first with its own status.
+static EXITING: Mutex<()> = Mutex::new(());
+
+/// End the process with `code`, unless an interrupt is being handled, in which case wait for the
+/// reaper to finish and exit 130. Entry points call this instead of [`std::process::exit`].
+pub fn exit(code: i32) -> ! {
+    let _exiting = EXITING.lock().unwrap_or_else(|p| p.into_inner());
+    std::process::exit(code)
+}
+
 /// Reap everything and exit 130 when the runner receives SIGINT, SIGTERM or SIGHUP.
 ///
 /// Runs on its own thread with its own small runtime, so it works under libtest-mimic's thread
@@ -150,6 +163,7 @@ pub fn install_signal_handler() {
                     _ = term.recv() => "SIGTERM",
                     _ = hup.recv() => "SIGHUP",
                 };
+                let _exiting = EXITING.lock().unwrap_or_else(|p| p.into_inner());
                 let n = reap_all();
                 eprintln!("conform: {name} received; stopped and removed {n} process group(s) and directories");
                 std::process::exit(130);

@@ -28,11 +28,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use testcontainers::bollard::errors::Error as BollardError;
 use testcontainers::bollard::query_parameters::KillContainerOptionsBuilder;
+use testcontainers::core::error::ClientError;
 use testcontainers::core::logs::LogFrame;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError};
 
 use crate::poll::{self, Poll};
 use crate::service::docker::{self, Engine};
@@ -182,8 +184,17 @@ impl PgContainer {
                 }
             }
         }
-        if let Err(err) = container.rm().await {
-            outcome = outcome.and(Err(stop_error(format!("removing container {}: {err}", self.id))));
+        match container.rm().await {
+            Ok(()) => {}
+            // Already being removed, or gone: the reaper's cleanup (Ctrl-C) got there first.
+            Err(TestcontainersError::Client(ClientError::RemoveContainer(
+                BollardError::DockerResponseServerError {
+                    status_code: 404 | 409, ..
+                },
+            ))) => {}
+            Err(err) => {
+                outcome = outcome.and(Err(stop_error(format!("removing container {}: {err}", self.id))));
+            }
         }
         outcome
     }
