@@ -83,11 +83,10 @@ impl Services {
         }
     }
 
-    /// Stop everything that was started. With the docker provider, any container of this run
-    /// still there afterwards (a handle someone still holds) is removed too, since the process is
-    /// about to exit and no `Drop` would run.
+    /// Stop everything that was started. A server someone still holds is left to its `Drop`,
+    /// except a container: the process may be about to exit, when no `Drop` runs, so it is
+    /// removed now (only this server's container: other services of the process keep theirs).
     pub async fn shutdown(self) {
-        let provider = self.provider;
         if let Some(Ok(server)) = self.postgres.into_inner() {
             match Arc::try_unwrap(server) {
                 Ok(server) => {
@@ -95,15 +94,16 @@ impl Services {
                         eprintln!("conform: stopping Postgres: {err}");
                     }
                 }
-                // Someone still holds it; its Drop kills the server when they let go.
-                Err(server) => drop(server),
+                Err(server) => {
+                    if let Some(id) = server.container_id()
+                        && let Ok(engine) = harness::service::docker::Engine::connect().await
+                        && let Err(err) = engine.remove(id).await
+                    {
+                        eprintln!("conform: removing the Postgres container: {err}");
+                    }
+                    drop(server);
+                }
             }
-        }
-        if provider == Provider::Docker
-            && let Ok(engine) = harness::service::docker::Engine::connect().await
-            && let Err(err) = engine.remove_run().await
-        {
-            eprintln!("conform: removing this run's containers: {err}");
         }
     }
 }
