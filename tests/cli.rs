@@ -98,6 +98,23 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Wait (bounded, polled) until `ready` holds while `child` runs, then send it SIGINT and return
+/// how it exited. `what` names the condition for the failure message.
+fn interrupt_once(child: &mut std::process::Child, what: &str, ready: impl Fn() -> bool) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        assert!(child.try_wait().unwrap().is_none(), "conform exited before {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait().unwrap()
+}
+
 fn selftest(name: &str) -> String {
     format!("fixtures/selftest/{name}")
 }
@@ -249,22 +266,8 @@ fn ctrl_c_mid_scenario_leaves_nothing_behind() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the candidate process is up, so the interrupt lands mid-scenario.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while sb.processes().is_empty() {
-        assert!(Instant::now() < deadline, "the candidate never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "conform exited before the candidate started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
+    // The candidate process is up, so the interrupt lands mid-scenario.
+    let status = interrupt_once(&mut child, "the candidate started", || !sb.processes().is_empty());
     assert_eq!(status.code(), Some(130));
     sb.assert_clean();
 }
@@ -321,11 +324,6 @@ fn diff_reports_verdict_changes_and_exits_by_them() {
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }
 
-/// Whether this is CI, where the docker provider must be available.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// Whether a Docker engine answers and has the provider's default image. Under CI it must;
 /// elsewhere a test that needs it is skipped, saying why.
 fn docker_ready() -> bool {
@@ -336,7 +334,7 @@ fn docker_ready() -> bool {
     if !ok {
         let said = out.map_or_else(|e| e.to_string(), |o| text(&o));
         assert!(
-            !in_ci(),
+            !harness::service::docker::required(),
             "CI is set, so docker and conform/postgres:15 must be available: {said}"
         );
         eprintln!("SKIPPED: no Docker engine with conform/postgres:15 here: {said}");
@@ -429,20 +427,9 @@ fn ctrl_c_with_the_docker_provider_removes_the_container() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while containers_of_run(pid).is_empty() || sb.processes().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the container and the candidate never both ran"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "conform exited before its container and candidate ran"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = child.wait().unwrap();
+    let status = interrupt_once(&mut child, "its container and the candidate ran", || {
+        !containers_of_run(pid).is_empty() && !sb.processes().is_empty()
+    });
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");

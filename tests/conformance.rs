@@ -8,6 +8,8 @@
 //! served here has its trials reported as *ignored*, with the exact module error printed once;
 //! running them anyway (`--ignored`) fails them with that error, so nothing passes vacuously.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,22 +50,6 @@ fn load_expected() -> Result<ExpectedTable, String> {
     let path = root().join("fixtures/expected.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn candidate_dirs() -> Vec<PathBuf> {
-    let dir = root().join("fixtures/candidates");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("candidate.toml").is_file())
-        .collect();
-    dirs.sort();
-    assert!(
-        !dirs.is_empty(),
-        "no candidate under {}: the suite would pass vacuously",
-        dir.display()
-    );
-    dirs
 }
 
 fn compare(result: &ClauseResult, expected: Option<&Expected>) -> Result<(), Failed> {
@@ -144,17 +130,7 @@ fn main() {
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
 
-    for dir in candidate_dirs() {
-        let (candidate, framework) = match certify::load(&dir) {
-            Ok(c) => c,
-            Err(err) => {
-                let msg = err.to_string();
-                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
-                    Err(msg.into())
-                }));
-                continue;
-            }
-        };
+    for (candidate, framework) in common::load_candidates(&mut trials) {
         let name = candidate.manifest.name.clone();
         let clauses = scenarios::clauses_for(framework);
         known.insert(name.clone(), clauses.iter().map(|c| c.id).collect());

@@ -8,7 +8,8 @@
 //! here has its trial *ignored* with the exact module error printed (not passed). The docker
 //! provider must be available under `CI=true`; elsewhere its absence ignores the trials, saying why.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use harness::candidate::BuildCache;
@@ -24,21 +25,6 @@ use scenarios::services::Services;
 
 /// The areas certified under both providers.
 const AREAS: &[&str] = &["PORT", "HEALTH", "HLTH", "MIG", "SHUT"];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn candidate_dirs() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/candidates");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("candidate.toml").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
 
 /// Certify `clauses` with a fresh set of services from `provider`.
 async fn certify_with(
@@ -90,17 +76,7 @@ fn main() {
     let mut trials = Vec::new();
     let mut ignored_because = Vec::new();
 
-    for dir in candidate_dirs() {
-        let (candidate, framework) = match certify::load(&dir) {
-            Ok(c) => c,
-            Err(err) => {
-                let msg = err.to_string();
-                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
-                    Err(msg.into())
-                }));
-                continue;
-            }
-        };
+    for (candidate, framework) in common::load_candidates(&mut trials) {
         let name = format!("provider_parity::{}", candidate.manifest.name);
         let clauses: Vec<Clause> = scenarios::clauses_for(framework)
             .into_iter()
@@ -120,7 +96,7 @@ fn main() {
                 let msg = err.to_string();
                 Trial::test(name, move || Err(msg.clone().into()))
             }
-            (Ok(_), Err(why)) if !in_ci() => {
+            (Ok(_), Err(why)) if !docker::required() => {
                 let msg = format!("the docker provider is not available here: {why}");
                 ignored_because.push(msg.clone());
                 Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(true)

@@ -21,17 +21,12 @@ use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
-/// Whether this is CI, where every provider must be available.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// The docker provider's engine, or `None` (skip, reason printed) outside CI when it is missing.
 async fn docker_engine() -> Option<Engine> {
     let options = ContainerOptions::default();
     match docker::ready_for(&options.image, &options.hint()).await {
         Ok(engine) => Some(engine),
-        Err(err) if in_ci() => panic!("CI is set, so the docker provider must be available: {err}"),
+        Err(err) if docker::required() => panic!("CI is set, so the docker provider must be available: {err}"),
         Err(err) => {
             eprintln!("SKIPPED: the docker provider is not available here: {err}");
             None

@@ -14,14 +14,10 @@ use harness::service::docker::{self, Engine};
 use harness::service::scratch_image::{self, ScratchImageError};
 use harness::timeouts;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 async fn engine() -> Option<Engine> {
     match Engine::connect().await {
         Ok(engine) => Some(engine),
-        Err(err) if in_ci() => panic!("CI is set, so a Docker engine must answer: {err}"),
+        Err(err) if docker::required() => panic!("CI is set, so a Docker engine must answer: {err}"),
         Err(err) => {
             eprintln!("SKIPPED: {err}");
             None

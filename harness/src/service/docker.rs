@@ -92,6 +92,13 @@ pub fn host() -> String {
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
+/// Whether the docker provider must be available here: under CI (`CI` set, and not `false` or
+/// `0`), whose set-up installs and starts an engine and builds the images. Tests that need Docker
+/// fail there when it is missing, and elsewhere skip, saying why.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// This process's run id, `<pid>-<start time in clock ticks since boot>`.
 pub fn run_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();

@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use testcontainers::bollard::errors::Error as BollardError;
 use testcontainers::bollard::query_parameters::KillContainerOptionsBuilder;
@@ -225,18 +225,6 @@ impl Drop for PgContainer {
     }
 }
 
-/// How one attempt to start the container ended (other than with an error).
-pub(super) enum ContainerLaunch {
-    Ready {
-        container: Box<PgContainer>,
-        pid: u32,
-        startup_time: Duration,
-    },
-    PortTaken {
-        log_tail: String,
-    },
-}
-
 /// Start `options.image` listening on `port`, its socket in `socket_dir` (a host directory), and
 /// wait until it is ready (see the module docs).
 pub(super) async fn launch_container(
@@ -244,7 +232,7 @@ pub(super) async fn launch_container(
     options: &ContainerOptions,
     socket_dir: &Path,
     port: u16,
-) -> Result<ContainerLaunch, PostgresError> {
+) -> Result<Attempt, PostgresError> {
     static INSTANCE: AtomicU64 = AtomicU64::new(1);
     let instance = format!(
         "{}-postgres-{}",
@@ -306,7 +294,7 @@ pub(super) async fn launch_container(
             let _ = engine.remove_labelled(docker::INSTANCE_LABEL, &instance).await;
             let log_tail = log.tail();
             if log_tail.contains("Address already in use") {
-                return Ok(ContainerLaunch::PortTaken { log_tail });
+                return Ok(Attempt::PortTaken { log_tail });
             }
             return Err(failed(err.to_string(), log_tail));
         }
@@ -336,7 +324,7 @@ pub(super) async fn launch_container(
         let log_tail = log.tail();
         drop(pg);
         if log_tail.contains("Address already in use") {
-            return Ok(ContainerLaunch::PortTaken { log_tail });
+            return Ok(Attempt::PortTaken { log_tail });
         }
         return Err(failed(err.to_string(), log_tail));
     }
@@ -348,8 +336,8 @@ pub(super) async fn launch_container(
         .ok()
         .and_then(|c| c.state?.pid)
         .unwrap_or(0);
-    Ok(ContainerLaunch::Ready {
-        container: Box::new(pg),
+    Ok(Attempt::Ready {
+        backend: Backend::Container(Box::new(pg)),
         pid: u32::try_from(pid).unwrap_or(0),
         startup_time,
     })

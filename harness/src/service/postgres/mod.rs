@@ -44,6 +44,7 @@ mod process;
 pub use container::{ContainerOptions, DEFAULT_IMAGE};
 pub use database::Database;
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,6 +221,19 @@ struct RunAs {
     gid: u32,
 }
 
+/// How one attempt to start the server on a port ended (other than with an error).
+enum Attempt {
+    Ready {
+        backend: Backend,
+        /// The server's pid on this host.
+        pid: u32,
+        startup_time: Duration,
+    },
+    PortTaken {
+        log_tail: String,
+    },
+}
+
 /// What runs the server: a native postmaster, or a container.
 #[derive(Debug)]
 enum Backend {
@@ -289,38 +303,11 @@ impl PostgresServer {
         initdb(&binaries, &root, &data, run_as).await?;
         let initdb_time = initdb_started.elapsed();
 
-        let password = crate::redact::new_secret(24).map_err(io_error("read /dev/urandom for the role password"))?;
-        let mut last_tail = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let port = ports::free_port().map_err(io_error("find a free loopback port"))?;
-            match launch(&binaries, &root, &data, port, run_as).await? {
-                Launch::Ready {
-                    postmaster,
-                    startup_time,
-                } => {
-                    let server = PostgresServer {
-                        pid: postmaster.child.id(),
-                        backend: Backend::Native(postmaster),
-                        port,
-                        socket_dir: root.clone(),
-                        password,
-                        startup_time,
-                        initdb_time,
-                        next_database: AtomicU64::new(1),
-                        scratch: Some(scratch),
-                        dir_ticket: Some(dir_ticket),
-                    };
-                    // On failure `server` drops here, which kills it and removes the directory.
-                    server.bootstrap().await?;
-                    return Ok(server);
-                }
-                Launch::PortTaken { log_tail } => last_tail = log_tail,
-            }
-        }
-        Err(PostgresError::NoFreePort {
-            attempts: PORT_ATTEMPTS,
-            log_tail: last_tail,
+        Self::start_on_a_free_port(scratch, dir_ticket, initdb_time, |port| {
+            let (binaries, root, data) = (binaries.clone(), root.clone(), data.clone());
+            async move { launch(&binaries, &root, &data, port, run_as).await }
         })
+        .await
     }
 
     /// Start a server in a container of `options.image` (docker provider): check the engine and
@@ -336,33 +323,53 @@ impl PostgresServer {
         std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(io_error(
             format!("open {} to the container's postgres user", root.display()),
         ))?;
+        Self::start_on_a_free_port(scratch, dir_ticket, Duration::ZERO, |port| {
+            let (engine, options, root) = (engine.clone(), options.clone(), root.clone());
+            async move { launch_container(&engine, &options, &root, port).await }
+        })
+        .await
+    }
+
+    /// Start a server (`attempt`) on a free loopback port, retried with another port when it
+    /// was taken before the server bound it; then create the `conform` role and the template.
+    /// The scratch directory belongs to the server from here on: any failure removes it.
+    async fn start_on_a_free_port<F, Fut>(
+        scratch: tempfile::TempDir,
+        dir_ticket: reaper::Ticket,
+        initdb_time: Duration,
+        mut attempt: F,
+    ) -> Result<PostgresServer, PostgresError>
+    where
+        F: FnMut(u16) -> Fut,
+        Fut: Future<Output = Result<Attempt, PostgresError>>,
+    {
         let password = crate::redact::new_secret(24).map_err(io_error("read /dev/urandom for the role password"))?;
         let mut last_tail = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = ports::free_port().map_err(io_error("find a free loopback port"))?;
-            match launch_container(&engine, &options, &root, port).await? {
-                ContainerLaunch::Ready {
-                    container,
+            match attempt(port).await? {
+                Attempt::Ready {
+                    backend,
                     pid,
                     startup_time,
                 } => {
                     let server = PostgresServer {
-                        backend: Backend::Container(container),
+                        backend,
                         pid,
                         port,
-                        socket_dir: root.clone(),
+                        socket_dir: scratch.path().to_path_buf(),
                         password,
                         startup_time,
-                        initdb_time: Duration::ZERO,
+                        initdb_time,
                         next_database: AtomicU64::new(1),
                         scratch: Some(scratch),
                         dir_ticket: Some(dir_ticket),
                     };
-                    // On failure `server` drops here, which removes the container and the directory.
+                    // On failure `server` drops here, which stops the server and removes the directory.
                     server.bootstrap().await?;
                     return Ok(server);
                 }
-                ContainerLaunch::PortTaken { log_tail } => last_tail = log_tail,
+                Attempt::PortTaken { log_tail } => last_tail = log_tail,
             }
         }
         Err(PostgresError::NoFreePort {

@@ -279,24 +279,13 @@ pub(super) async fn initdb(
     Ok(())
 }
 
-/// How one attempt to start the server on a port ended (other than with an error).
-pub(super) enum Launch {
-    Ready {
-        postmaster: Postmaster,
-        startup_time: Duration,
-    },
-    PortTaken {
-        log_tail: String,
-    },
-}
-
 pub(super) async fn launch(
     binaries: &Binaries,
     root: &Path,
     data: &Path,
     port: u16,
     run_as: Option<RunAs>,
-) -> Result<Launch, PostgresError> {
+) -> Result<Attempt, PostgresError> {
     let log_path = root.join("postgres.log");
     let log = File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
     let log_err = log
@@ -349,15 +338,16 @@ pub(super) async fn launch(
         .await
     };
     match waited {
-        Ok(()) => Ok(Launch::Ready {
-            postmaster,
+        Ok(()) => Ok(Attempt::Ready {
+            pid: postmaster.child.id(),
+            backend: Backend::Native(postmaster),
             startup_time: spawned.elapsed(),
         }),
         Err(source) => {
             drop(postmaster);
             let log_tail = log_tail(&log_path);
             if log_tail.contains("Address already in use") {
-                return Ok(Launch::PortTaken { log_tail });
+                return Ok(Attempt::PortTaken { log_tail });
             }
             Err(PostgresError::Start {
                 program: binaries.postgres.clone(),
