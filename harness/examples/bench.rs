@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use harness::service::docker;
 use harness::service::otlp::OtlpReceiver;
-use harness::service::postgres::{ContainerOptions, PostgresServer};
+use harness::service::postgres::{ContainerOptions, PostgresError, PostgresServer};
 use harness::service::proxy::FaultProxy;
 
 fn stats(label: &str, samples: &mut [Duration]) {
@@ -22,6 +22,56 @@ fn stats(label: &str, samples: &mut [Duration]) {
         mean,
         ms(samples[samples.len() - 1])
     );
+}
+
+/// Samples of one provider's Postgres: start (`initdb` and start-up), fresh databases, stop.
+struct PostgresSamples {
+    initdb: Vec<Duration>,
+    start: Vec<Duration>,
+    fresh: Vec<Duration>,
+    stop: Vec<Duration>,
+}
+
+impl PostgresSamples {
+    /// Print every figure (sorting the samples), `initdb` when the provider runs it.
+    fn print(&mut self, label: &str, with_initdb: bool) {
+        if with_initdb {
+            stats(&format!("{label} initdb (tmpfs)"), &mut self.initdb);
+        }
+        stats(&format!("{label} start -> SELECT 1"), &mut self.start);
+        stats(&format!("{label} fresh database"), &mut self.fresh);
+        stats(&format!("{label} stop"), &mut self.stop);
+    }
+}
+
+/// Start up to 5 servers with `start`, creating `rounds` fresh databases on the first.
+async fn measure_postgres<F, Fut>(rounds: usize, start: F) -> Result<PostgresSamples, PostgresError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<PostgresServer, PostgresError>>,
+{
+    let mut samples = PostgresSamples {
+        initdb: Vec::new(),
+        start: Vec::new(),
+        fresh: Vec::new(),
+        stop: Vec::new(),
+    };
+    for round in 0..rounds.min(5) {
+        let server = start().await?;
+        samples.initdb.push(server.initdb_time());
+        samples.start.push(server.startup_time());
+        if round == 0 {
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let _db = server.fresh_database().await?;
+                samples.fresh.push(t.elapsed());
+            }
+        }
+        let t = Instant::now();
+        server.stop().await?;
+        samples.stop.push(t.elapsed());
+    }
+    Ok(samples)
 }
 
 /// The median of sorted samples.
@@ -48,58 +98,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
 
-    let (mut initdb, mut start, mut stop, mut fresh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds.min(5) {
-        let server = PostgresServer::start().await?;
-        initdb.push(server.initdb_time());
-        start.push(server.startup_time());
-        if round == 0 {
-            for _ in 0..rounds {
-                let t = Instant::now();
-                let db = server.fresh_database().await?;
-                fresh.push(t.elapsed());
-                let _ = db;
-            }
-        }
-        let t = Instant::now();
-        server.stop().await?;
-        stop.push(t.elapsed());
-    }
-    stats("postgres initdb (tmpfs)", &mut initdb);
-    stats("postgres start -> SELECT 1", &mut start);
-    stats("fresh database (CREATE ... TEMPLATE)", &mut fresh);
-    stats("postgres stop (fast shutdown)", &mut stop);
+    let mut native = measure_postgres(rounds, PostgresServer::start).await?;
+    native.print("postgres", true);
     // Native readiness from nothing includes initdb; the container's cluster is baked in.
-    let native_ready = median(&start);
-    let native_from_nothing = median(&initdb) + native_ready;
+    let native_ready = median(&native.start);
+    let native_from_nothing = median(&native.initdb) + native_ready;
 
     let image = ContainerOptions::default();
     match docker::ready_for(&image.image, &image.hint()).await {
         Err(err) => println!("postgres in a container: not measured ({err})"),
         Ok(_) => {
-            let (mut start, mut stop, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..rounds.min(5) {
-                let server = PostgresServer::start_in_container(image.clone()).await?;
-                start.push(server.startup_time());
-                if round == 0 {
-                    for _ in 0..rounds {
-                        let t = Instant::now();
-                        let _ = server.fresh_database().await?;
-                        fresh.push(t.elapsed());
-                    }
-                }
-                let t = Instant::now();
-                server.stop().await?;
-                stop.push(t.elapsed());
-            }
-            stats("container postgres start -> SELECT 1", &mut start);
-            stats("container fresh database", &mut fresh);
-            stats("container postgres stop + rm", &mut stop);
+            let mut container = measure_postgres(rounds, || PostgresServer::start_in_container(image.clone())).await?;
+            container.print("container postgres", false);
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
                 "{:<38} container {:.0} ms ({}) vs native {:.0} ms start, {:.0} ms with initdb (medians)",
                 "postgres ready: container vs native",
-                ms(median(&start)),
+                ms(median(&container.start)),
                 image.image,
                 ms(native_ready),
                 ms(native_from_nothing)
