@@ -14,17 +14,24 @@ use harness::report::kills::{KillMatrix, MutantReport};
 use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
 use harness::service::Provider;
 use harness::service::collector::{self, CollectorMode};
+use harness::service::docker::{self, DockerError};
+use harness::service::postgres::ContainerOptions;
 use harness::verdict::{Failure, Verdict};
 use scenarios::certify::{self, PrepareError, RunInfo};
 use scenarios::clause::Clause;
 use scenarios::mutant::Mutant;
 use scenarios::services::Services;
 
+use crate::ProviderArg;
 use crate::output::Output;
 use crate::progress::{Progress, Style};
 
 /// What `certify` was asked to do.
 pub(crate) struct CertifyOptions {
+    /// `--provider`.
+    pub(crate) provider: ProviderArg,
+    /// The docker provider's Postgres image, if not the default.
+    pub(crate) postgres_image: Option<String>,
     /// Clause ID globs (any matches).
     pub(crate) filter: Vec<String>,
     /// Areas (any matches).
@@ -59,8 +66,21 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             }
         }
     }
-    let services = match Services::with_collector(Provider::Native, options.collector) {
-        Ok(s) => Arc::new(s),
+    let container = ContainerOptions {
+        image: options
+            .postgres_image
+            .clone()
+            .unwrap_or(ContainerOptions::default().image),
+    };
+    let provider = match choose_provider(options.provider, &container).await {
+        Ok(provider) => provider,
+        Err(err) => {
+            eprintln!("conform: --provider docker: {err}");
+            return EXIT_NOT_JUDGED;
+        }
+    };
+    let services = match Services::with_collector(provider, options.collector) {
+        Ok(s) => Arc::new(s.with_postgres_image(container.image)),
         Err(err) => {
             eprintln!("conform: cannot prepare services: {err}");
             return EXIT_NOT_JUDGED;
@@ -102,7 +122,7 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             return EXIT_USAGE;
         }
         let info = RunInfo {
-            provider: Provider::Native.name().into(),
+            provider: provider.name().into(),
             collector: services.collector_description(),
             command: command.clone(),
             started: SystemTime::now(),
@@ -241,6 +261,31 @@ fn combine(worst: i32, code: i32) -> i32 {
         EXIT_FAILED
     } else {
         worst.max(code)
+    }
+}
+
+/// The provider a run uses. `docker` must find the engine and the image (else the run stops
+/// before anything is built, with the engine's address in the message); `auto` falls back to
+/// `native`, saying why.
+async fn choose_provider(arg: ProviderArg, container: &ContainerOptions) -> Result<Provider, DockerError> {
+    let docker = async {
+        docker::ready_for(&container.image, &container.hint())
+            .await
+            .map(|engine| engine.host().to_string())
+    };
+    match arg {
+        ProviderArg::Native => Ok(Provider::Native),
+        ProviderArg::Docker => docker.await.map(|_| Provider::Docker),
+        ProviderArg::Auto => match docker.await {
+            Ok(host) => {
+                eprintln!("conform: provider auto -> docker ({}, engine {host})", container.image);
+                Ok(Provider::Docker)
+            }
+            Err(err) => {
+                eprintln!("conform: provider auto -> native ({err})");
+                Ok(Provider::Native)
+            }
+        },
     }
 }
 

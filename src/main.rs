@@ -81,7 +81,8 @@ enum Command {
         /// Scenarios run at once per candidate.
         #[arg(long, default_value_t = 2)]
         parallel: usize,
-        /// Where services come from.
+        /// Where services come from: `native` (system Postgres binaries), `docker` (Postgres in a
+        /// container), or `auto` (docker when an engine answers and has the image, else native).
         #[arg(long, value_enum, default_value_t = ProviderArg::Native)]
         provider: ProviderArg,
         /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to
@@ -89,6 +90,10 @@ enum Command {
         /// fixtures/collector/builder-config.yaml and cached, forwards to it).
         #[arg(long, value_enum, default_value_t = CollectorArg::None)]
         collector: CollectorArg,
+        /// The docker provider's Postgres image (default: CONFORM_POSTGRES_IMAGE, else
+        /// conform/postgres:15, built by `cargo xtask images`).
+        #[arg(long)]
+        postgres_image: Option<String>,
         /// Run every clause even if the candidate fails to boot in preflight.
         #[arg(long)]
         no_preflight: bool,
@@ -114,9 +119,12 @@ enum ListFormat {
     Json,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ProviderArg {
+/// `--provider`: where services come from.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProviderArg {
     Native,
+    Docker,
+    Auto,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -156,13 +164,16 @@ fn main() {
             format,
             out,
             parallel,
-            provider: _,
+            provider,
             collector,
+            postgres_image,
             no_preflight,
             no_progress,
             mutants,
         } => {
             let options = CertifyOptions {
+                provider,
+                postgres_image,
                 filter,
                 area,
                 output: Output {
@@ -185,7 +196,7 @@ fn main() {
             }
         }
     };
-    std::process::exit(code);
+    harness::reaper::exit(code);
 }
 
 fn framework_filter(f: Option<FrameworkArg>) -> Option<Framework> {

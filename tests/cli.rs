@@ -98,6 +98,23 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Wait (bounded, polled) until `ready` holds while `child` runs, then send it SIGINT and return
+/// how it exited. `what` names the condition for the failure message.
+fn interrupt_once(child: &mut std::process::Child, what: &str, ready: impl Fn() -> bool) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        assert!(child.try_wait().unwrap().is_none(), "conform exited before {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait().unwrap()
+}
+
 fn selftest(name: &str) -> String {
     format!("fixtures/selftest/{name}")
 }
@@ -283,22 +300,8 @@ fn ctrl_c_mid_scenario_leaves_nothing_behind() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the candidate process is up, so the interrupt lands mid-scenario.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while sb.processes().is_empty() {
-        assert!(Instant::now() < deadline, "the candidate never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "conform exited before the candidate started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
+    // The candidate process is up, so the interrupt lands mid-scenario.
+    let status = interrupt_once(&mut child, "the candidate started", || !sb.processes().is_empty());
     assert_eq!(status.code(), Some(130));
     sb.assert_clean();
 }
@@ -404,5 +407,119 @@ fn certify_writes_every_format_per_candidate_and_combined() {
         page.to_str().unwrap(),
     ]);
     assert!(page.is_file(), "{}", text(&out));
+    sb.assert_clean();
+}
+
+/// Whether a Docker engine answers and has the provider's default image. Under CI it must;
+/// elsewhere a test that needs it is skipped, saying why.
+fn docker_ready() -> bool {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", "conform/postgres:15"])
+        .output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        let said = out.map_or_else(|e| e.to_string(), |o| text(&o));
+        assert!(
+            !harness::service::docker::required(),
+            "CI is set, so docker and conform/postgres:15 must be available: {said}"
+        );
+        eprintln!("SKIPPED: no Docker engine with conform/postgres:15 here: {said}");
+    }
+    ok
+}
+
+/// Ids of the containers (running or not) labelled as belonging to the conform run of `pid`.
+fn containers_of_run(pid: u32) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=dev.conform.run"])
+        .args(["--format", "{{.ID}} {{.Label \"dev.conform.run\"}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, run)| run.starts_with(&format!("{pid}-")))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+#[test]
+fn docker_unreachable_names_the_socket_and_exits_2() {
+    let sb = Sandbox::new();
+    let socket = format!("unix://{}", sb.path("no-docker.sock").display());
+    let out = sb
+        .command(&["certify", &selftest("serves"), "--provider", "docker"])
+        .env("DOCKER_HOST", &socket)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains(&socket) && t.contains("not reachable"), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    sb.assert_clean();
+}
+
+#[test]
+fn provider_auto_falls_back_to_native_and_the_report_says_so() {
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    let out = sb
+        .command(&[
+            "certify",
+            &selftest("serves"),
+            "--provider",
+            "auto",
+            "--filter",
+            "GF-BIN-1",
+            "--out",
+            reports.to_str().unwrap(),
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", sb.path("no-docker.sock").display()))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(t.contains("provider auto -> native"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("selftest-serves.json")).unwrap()).unwrap();
+    assert_eq!(report["provider"], "native", "{t}");
+    sb.assert_clean();
+}
+
+/// Ctrl-C while the docker provider's Postgres runs: exit 130, and the container is gone (the
+/// reaper removes it; no testcontainers watchdog is involved).
+#[test]
+fn ctrl_c_with_the_docker_provider_removes_the_container() {
+    if !docker_ready() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // GF-PORT-4 asks for Postgres, then waits for the candidate to poll a lock; this one never
+    // even listens, so the scenario is still waiting when the interrupt lands.
+    let mut child = sb
+        .command(&[
+            "certify",
+            &selftest("never-listens"),
+            "--provider",
+            "docker",
+            "--no-preflight",
+            "--filter",
+            "GF-PORT-4",
+            "--out",
+            sb.path("reports").to_str().unwrap(),
+        ])
+        .env("CONFORM_BOOT_TIMEOUT", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = interrupt_once(&mut child, "its container and the candidate ran", || {
+        !containers_of_run(pid).is_empty() && !sb.processes().is_empty()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let left = containers_of_run(pid);
+    assert!(left.is_empty(), "containers left behind: {left:?}\n{stderr}");
     sb.assert_clean();
 }

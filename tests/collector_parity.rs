@@ -12,7 +12,8 @@
 //! Like `conformance.rs`, a candidate whose framework module is not served here has its trials
 //! *ignored*, with the exact module error printed once; `--ignored` fails them with that error.
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::Arc;
 
 use harness::candidate::BuildCache;
@@ -23,18 +24,6 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use scenarios::certify::{self, PrepareError};
 use scenarios::clause::{Clause, Need};
 use scenarios::services::Services;
-
-fn candidate_dirs() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/candidates");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("candidate.toml").is_file())
-        .collect();
-    dirs.sort();
-    assert!(!dirs.is_empty(), "no candidate under {}", dir.display());
-    dirs
-}
 
 /// The clauses whose scenarios ask for an OTLP endpoint.
 fn traced(clause: &Clause) -> bool {
@@ -73,7 +62,7 @@ fn main() {
     let mut trials = Vec::new();
     let mut unavailable = Vec::new();
 
-    for dir in candidate_dirs() {
+    for dir in support::candidate_dirs() {
         let (candidate, framework) = certify::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         let name = candidate.manifest.name.clone();
         let target = if args.list {

@@ -1,5 +1,7 @@
 //! Service figures for `cargo xtask bench`: how long the harness's own machinery takes, measured
-//! on this machine, never asserted. Run with `--rounds N` (default 10).
+//! on this machine, never asserted. Run with `--rounds N` (default 10). Postgres is measured under
+//! both providers (native, and the docker provider's container when an engine with its image
+//! answers), so their ready times can be compared.
 //!
 //! The OpenTelemetry Collector figures: its build into an empty conform cache (the module and Go
 //! build caches as this machine has them, so a first-ever build on a fresh machine is slower:
@@ -11,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use harness::candidate::BuildCache;
 use harness::service::collector;
+use harness::service::docker;
 use harness::service::otlp::{OtlpReceiver, OtlpSink};
-use harness::service::postgres::PostgresServer;
+use harness::service::postgres::{ContainerOptions, PostgresError, PostgresServer};
 use harness::service::proxy::FaultProxy;
 
 fn stats(label: &str, samples: &mut [Duration]) {
@@ -20,13 +23,68 @@ fn stats(label: &str, samples: &mut [Duration]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
     println!(
-        "{label:<34} n={:<3} min {:>7.1} ms  median {:>7.1} ms  mean {:>7.1} ms  max {:>7.1} ms",
+        "{label:<38} n={:<3} min {:>7.1} ms  median {:>7.1} ms  mean {:>7.1} ms  max {:>7.1} ms",
         samples.len(),
         ms(samples[0]),
         ms(samples[samples.len() / 2]),
         mean,
         ms(samples[samples.len() - 1])
     );
+}
+
+/// Samples of one provider's Postgres: start (`initdb` and start-up), fresh databases, stop.
+struct PostgresSamples {
+    initdb: Vec<Duration>,
+    start: Vec<Duration>,
+    fresh: Vec<Duration>,
+    stop: Vec<Duration>,
+}
+
+impl PostgresSamples {
+    /// Print every figure (sorting the samples), `initdb` when the provider runs it.
+    fn print(&mut self, label: &str, with_initdb: bool) {
+        if with_initdb {
+            stats(&format!("{label} initdb (tmpfs)"), &mut self.initdb);
+        }
+        stats(&format!("{label} start -> SELECT 1"), &mut self.start);
+        stats(&format!("{label} fresh database"), &mut self.fresh);
+        stats(&format!("{label} stop"), &mut self.stop);
+    }
+}
+
+/// Start up to 5 servers with `start`, creating `rounds` fresh databases on the first.
+async fn measure_postgres<F, Fut>(rounds: usize, start: F) -> Result<PostgresSamples, PostgresError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<PostgresServer, PostgresError>>,
+{
+    let mut samples = PostgresSamples {
+        initdb: Vec::new(),
+        start: Vec::new(),
+        fresh: Vec::new(),
+        stop: Vec::new(),
+    };
+    for round in 0..rounds.min(5) {
+        let server = start().await?;
+        samples.initdb.push(server.initdb_time());
+        samples.start.push(server.startup_time());
+        if round == 0 {
+            for _ in 0..rounds {
+                let t = Instant::now();
+                let _db = server.fresh_database().await?;
+                samples.fresh.push(t.elapsed());
+            }
+        }
+        let t = Instant::now();
+        server.stop().await?;
+        samples.stop.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
+/// The median of sorted samples.
+fn median(sorted: &[Duration]) -> Duration {
+    sorted[sorted.len() / 2]
 }
 
 fn peak_rss_kib() -> u64 {
@@ -48,27 +106,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
 
-    let (mut initdb, mut start, mut stop, mut fresh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds.min(5) {
-        let server = PostgresServer::start().await?;
-        initdb.push(server.initdb_time());
-        start.push(server.startup_time());
-        if round == 0 {
-            for _ in 0..rounds {
-                let t = Instant::now();
-                let db = server.fresh_database().await?;
-                fresh.push(t.elapsed());
-                let _ = db;
-            }
+    let mut native = measure_postgres(rounds, PostgresServer::start).await?;
+    native.print("postgres", true);
+    // Native readiness from nothing includes initdb; the container's cluster is baked in.
+    let native_ready = median(&native.start);
+    let native_from_nothing = median(&native.initdb) + native_ready;
+
+    let image = ContainerOptions::default();
+    match docker::ready_for(&image.image, &image.hint()).await {
+        Err(err) => println!("postgres in a container: not measured ({err})"),
+        Ok(_) => {
+            let mut container = measure_postgres(rounds, || PostgresServer::start_in_container(image.clone())).await?;
+            container.print("container postgres", false);
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "{:<38} container {:.0} ms ({}) vs native {:.0} ms start, {:.0} ms with initdb (medians)",
+                "postgres ready: container vs native",
+                ms(median(&container.start)),
+                image.image,
+                ms(native_ready),
+                ms(native_from_nothing)
+            );
         }
-        let t = Instant::now();
-        server.stop().await?;
-        stop.push(t.elapsed());
     }
-    stats("postgres initdb (tmpfs)", &mut initdb);
-    stats("postgres start -> SELECT 1", &mut start);
-    stats("fresh database (CREATE ... TEMPLATE)", &mut fresh);
-    stats("postgres stop (fast shutdown)", &mut stop);
 
     let mut otlp = Vec::new();
     for _ in 0..rounds {
@@ -91,7 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     stats("fault proxy start", &mut proxy);
     println!(
-        "{:<34} {} MiB",
+        "{:<38} {} MiB",
         "harness peak RSS (this process)",
         peak_rss_kib() / 1024
     );

@@ -1,6 +1,7 @@
 //! The last line of defence against leaks: every process group and scratch directory the harness
 //! creates is registered here, so that a Ctrl-C (or SIGTERM, or SIGHUP) on the runner can kill and
-//! remove all of them before the runner exits.
+//! remove all of them before the runner exits. Resources that are neither (the docker provider's
+//! containers) register a cleanup function, run between the two.
 //!
 //! Normal cleanup is RAII (`Running`, `PostgresServer` and `TempDir` all clean up on drop, which
 //! also covers a panicking scenario). Drop does not run when the runner is killed by a signal,
@@ -23,6 +24,8 @@ enum Resource {
     Group { pgid: i32, signal: Signal },
     /// A directory, removed recursively.
     Dir(PathBuf),
+    /// A blocking cleanup (it must bound itself), run after the groups and before the directories.
+    Cleanup(fn()),
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -60,11 +63,19 @@ pub fn register_dir(path: impl Into<PathBuf>) -> Ticket {
     register(Resource::Dir(path.into()))
 }
 
+/// Register a cleanup to run if the runner is interrupted. It runs on the signal thread, inside
+/// that thread's runtime: it must not await on it (spawn a thread for async work) and must bound
+/// its own duration.
+pub fn register_cleanup(cleanup: fn()) -> Ticket {
+    register(Resource::Cleanup(cleanup))
+}
+
 /// How long a group asked to stop politely (Postgres: SIGINT, a fast shutdown that also removes
 /// its shared memory) gets before it is killed.
 const POLITE_GRACE: Duration = Duration::from_secs(5);
 
-/// Kill every registered process group, then remove every registered directory.
+/// Kill every registered process group, run every registered cleanup, then remove every
+/// registered directory.
 ///
 /// Groups registered with a polite signal get it first and up to [`POLITE_GRACE`] to exit;
 /// then every group, polite or not, gets SIGKILL. Directories go last, so that no process is
@@ -79,7 +90,7 @@ pub fn reap_all() -> usize {
         .iter()
         .filter_map(|r| match r {
             Resource::Group { pgid, signal } => Some((*pgid, *signal)),
-            Resource::Dir(_) => None,
+            Resource::Dir(_) | Resource::Cleanup(_) => None,
         })
         .collect();
     let polite: Vec<i32> = groups
@@ -102,11 +113,29 @@ pub fn reap_all() -> usize {
         let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
     }
     for resource in &resources {
+        if let Resource::Cleanup(cleanup) = resource {
+            cleanup();
+        }
+    }
+    for resource in &resources {
         if let Resource::Dir(path) = resource {
             let _ = std::fs::remove_dir_all(path);
         }
     }
     resources.len()
+}
+
+/// Held by whoever is ending the process: the signal thread from the start of its reaping until
+/// its `exit(130)`, or a normal [`exit`]. So a runner whose main thread finishes while the reaper
+/// is still cleaning up (its scenarios end early because their processes were just killed)
+/// waits for the reaper instead of exiting first with its own status.
+static EXITING: Mutex<()> = Mutex::new(());
+
+/// End the process with `code`, unless an interrupt is being handled, in which case wait for the
+/// reaper to finish and exit 130. Entry points call this instead of [`std::process::exit`].
+pub fn exit(code: i32) -> ! {
+    let _exiting = EXITING.lock().unwrap_or_else(|p| p.into_inner());
+    std::process::exit(code)
 }
 
 /// Reap everything and exit 130 when the runner receives SIGINT, SIGTERM or SIGHUP.
@@ -134,6 +163,7 @@ pub fn install_signal_handler() {
                     _ = term.recv() => "SIGTERM",
                     _ = hup.recv() => "SIGHUP",
                 };
+                let _exiting = EXITING.lock().unwrap_or_else(|p| p.into_inner());
                 let n = reap_all();
                 eprintln!("conform: {name} received; stopped and removed {n} process group(s) and directories");
                 std::process::exit(130);

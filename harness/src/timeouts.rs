@@ -58,3 +58,7 @@ pub const GO_BUILD: Duration = Duration::from_secs(900);
 /// the pipes. Reading is immediate; a bound is needed only because a grandchild that inherited
 /// the pipes could keep them open.
 pub const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// One call to the Docker engine's API (ping, inspect, list, remove): the engine answers in
+/// milliseconds; a socket that accepts and never answers must not hang the run.
+pub const DOCKER_API: Duration = Duration::from_secs(10);

@@ -6,9 +6,16 @@
 //! copies only the executable into a fresh working directory and serves the embedded UI runtime
 //! from there. The database clauses boot the same binary on each database the deploy docs name,
 //! drive the entity's REST routes, and read the resulting rows and DDL back with the harness's
-//! own client.
+//! own client. Under the docker provider GF-BIN-2 also runs the binary the way it ships: alone in
+//! its `FROM scratch` image as a non-root user (`harness::service::scratch_image`), host network.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use harness::elf;
+use harness::poll::{self, Poll};
+use harness::service::{Provider, scratch_image};
+use harness::timeouts;
 use harness::verdict::{Failure, Level};
 use serde_json::{Value, json};
 
@@ -47,7 +54,7 @@ pub fn clauses() -> Vec<Clause> {
                 page: "deploy.md",
                 heading: "The single-binary model",
             },
-            "Copy only the executable into an empty working directory, boot it there on an absolute SQLite path, GET liveness, the UI runtime JS and the home page.",
+            "Copy only the executable into an empty working directory, boot it there on an absolute SQLite path, GET liveness, the UI runtime JS and the home page; under --provider docker, the same again with the executable alone in a FROM scratch image run as a non-root user.",
             &[],
             check!(runs_alone),
         ),
@@ -149,6 +156,82 @@ async fn runs_alone(cx: &mut Cx) -> Result<(), Failure> {
     );
     let home = cx.get(&app, "/").await?;
     cx.expect_status("the home page", &home, 200)?;
+    drop(app);
+    if cx.services().provider() == Provider::Docker {
+        runs_alone_in_its_image(cx).await?;
+    }
+    Ok(())
+}
+
+/// GF-BIN-2 the way the binary ships: alone in a `FROM scratch` image (no shell, no libc, a
+/// non-root user, a tmpfs `/tmp` holding the SQLite file), serving the same paths.
+async fn runs_alone_in_its_image(cx: &mut Cx) -> Result<(), Failure> {
+    let db = cx.database(Db::Sqlite).await?;
+    let spec = cx.spec(Some(&db))?;
+    let port = spec
+        .port
+        .ok_or_else(|| Failure::harness("the profile put no port in the candidate's environment"))?;
+    // Host paths in the environment (the SQLite file, the working directory) point into the
+    // container's /tmp instead.
+    let mut host_paths = vec![spec.workdir.cwd().display().to_string()];
+    if let Attached::Sqlite(file) = &db
+        && let Some(dir) = file.path().parent()
+    {
+        host_paths.push(dir.display().to_string());
+    }
+    let env: BTreeMap<String, String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let v = host_paths
+                .iter()
+                .fold(v.clone(), |v, host| v.replace(host.as_str(), "/tmp"));
+            (k.clone(), v)
+        })
+        .collect();
+    let binary = cx.target().build.binary.clone();
+    let name = cx.target().candidate.manifest.name.clone();
+    let harness_error = |e: scratch_image::ScratchImageError| Failure::harness(e.to_string());
+    let image = scratch_image::build(&binary, &name).await.map_err(harness_error)?;
+    cx.note(
+        "production image",
+        format!("{image} (FROM scratch, user {})", scratch_image::UID),
+    );
+    let container = scratch_image::run(&image, &env).await.map_err(harness_error)?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let path = cx.profile().liveness;
+    let http = harness::probe::Http::new().map_err(|e| Failure::harness(e.to_string()))?;
+    let live = poll::wait_for(
+        format!("GET {path} on {addr} (from the image) to answer 200"),
+        timeouts::boot(),
+        timeouts::POLL_INTERVAL,
+        || async {
+            if let Ok(false) = container.is_running().await {
+                return Poll::Abort("the container exited".into());
+            }
+            match http.get(addr, path).await {
+                Ok(ex) if ex.status() == Some(200) => Poll::Ready(()),
+                Ok(ex) => Poll::NotYet(ex.summary()),
+                Err(err) => Poll::NotYet(err.to_string()),
+            }
+        },
+    )
+    .await;
+    if let Err(err) = live {
+        let stderr = container.stderr_to_vec().await.unwrap_or_default();
+        cx.note(
+            "container stderr",
+            harness::redact::text(&String::from_utf8_lossy(&stderr)),
+        );
+        return Err(Failure::violation(
+            "the binary alone in its FROM scratch image, as a non-root user, answers liveness",
+            err.to_string(),
+        ));
+    }
+    let js = cx.get_at(addr, RUNTIME_JS).await?;
+    cx.expect_status(&format!("the embedded {RUNTIME_JS} from the image"), &js, 200)?;
+    let home = cx.get_at(addr, "/").await?;
+    cx.expect_status("the home page from the image", &home, 200)?;
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! own when the run was started with `--collector real`. The server and the collector binary are
 //! prepared lazily, so a run filtered to clauses that need neither never pays for `initdb` or a
 //! collector build; when one cannot be had, every scenario that needs it reports the same harness
-//! error, loudly, instead of passing.
+//! error, loudly, instead of passing. The provider decides only how the server is started
+//! (system binaries or a container); scenarios get the same handle.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::service::collector::{self, CollectorBinary, CollectorMode};
 use harness::service::otlp::OtlpSink;
-use harness::service::postgres::{PostgresOptions, PostgresServer};
+use harness::service::postgres::{ContainerOptions, PostgresOptions, PostgresServer};
 use harness::verdict::Failure;
 use tokio::sync::OnceCell;
 
@@ -23,13 +24,16 @@ use tokio::sync::OnceCell;
 pub struct Services {
     provider: Provider,
     collector: CollectorMode,
+    container: ContainerOptions,
     postgres: OnceCell<Result<Arc<PostgresServer>, String>>,
     collector_binary: OnceCell<Result<CollectorBinary, String>>,
     jwt_secret: String,
 }
 
 impl Services {
-    /// Services from `provider`, with the in-process OTLP receiver only; none started yet.
+    /// Services from `provider`, with the in-process OTLP receiver only; none started yet. The
+    /// docker provider's Postgres image is `CONFORM_POSTGRES_IMAGE` or the default (see
+    /// [`Services::with_postgres_image`]).
     pub fn new(provider: Provider) -> std::io::Result<Services> {
         Services::with_collector(provider, CollectorMode::None)
     }
@@ -39,10 +43,17 @@ impl Services {
         Ok(Services {
             provider,
             collector,
+            container: ContainerOptions::default(),
             postgres: OnceCell::new(),
             collector_binary: OnceCell::new(),
             jwt_secret: harness::redact::new_secret(48)?,
         })
+    }
+
+    /// Run the docker provider's Postgres from `image` instead.
+    pub fn with_postgres_image(mut self, image: impl Into<String>) -> Services {
+        self.container.image = image.into();
+        self
     }
 
     /// The JWT secret handed to candidates for this run (registered for redaction).
@@ -107,15 +118,18 @@ impl Services {
         let server = self
             .postgres
             .get_or_init(|| async {
-                // CONFORM_PG_BINDIR pins the directory holding initdb and postgres (for a
-                // non-Debian layout, or to prove the "not installed" path in tests).
-                let options = PostgresOptions {
-                    search_dirs: std::env::var_os("CONFORM_PG_BINDIR").map(|d| vec![d.into()]),
+                let started = match self.provider {
+                    Provider::Native => {
+                        // CONFORM_PG_BINDIR pins the directory holding initdb and postgres (for a
+                        // non-Debian layout, or to prove the "not installed" path in tests).
+                        let options = PostgresOptions {
+                            search_dirs: std::env::var_os("CONFORM_PG_BINDIR").map(|d| vec![d.into()]),
+                        };
+                        PostgresServer::start_with(options).await
+                    }
+                    Provider::Docker => PostgresServer::start_in_container(self.container.clone()).await,
                 };
-                PostgresServer::start_with(options)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                started.map(Arc::new).map_err(|e| e.to_string())
             })
             .await;
         server
@@ -131,7 +145,9 @@ impl Services {
         }
     }
 
-    /// Stop everything that was started.
+    /// Stop everything that was started. A server someone still holds is left to its `Drop`,
+    /// except a container: the process may be about to exit, when no `Drop` runs, so it is
+    /// removed now (only this server's container: other services of the process keep theirs).
     pub async fn shutdown(self) {
         if let Some(Ok(server)) = self.postgres.into_inner() {
             match Arc::try_unwrap(server) {
@@ -140,8 +156,15 @@ impl Services {
                         eprintln!("conform: stopping Postgres: {err}");
                     }
                 }
-                // Someone still holds it; its Drop kills the server when they let go.
-                Err(server) => drop(server),
+                Err(server) => {
+                    if let Some(id) = server.container_id()
+                        && let Ok(engine) = harness::service::docker::Engine::connect().await
+                        && let Err(err) = engine.remove(id).await
+                    {
+                        eprintln!("conform: removing the Postgres container: {err}");
+                    }
+                    drop(server);
+                }
             }
         }
     }

@@ -1,7 +1,12 @@
-//! What the test binaries that run the reference candidates share: finding the candidates under
-//! `fixtures/candidates/`, and building each once into a target, or into the reason its trials
-//! cannot run (the framework module not served here makes them *ignored*, with the exact module
-//! error; anything else fails them).
+//! What the test binaries that run the reference candidates share (`conformance.rs`,
+//! `observed.rs`, `provider_parity.rs`, `collector_parity.rs`): finding the candidates under
+//! `fixtures/candidates/`, loading them (a manifest that does not load is a failing trial), and
+//! building each once into a target, or into the reason its trials cannot run (the framework
+//! module not served here makes them *ignored*, with the exact module error; anything else fails
+//! them).
+
+// Each test binary that includes this module uses its own part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +35,27 @@ pub(crate) fn candidate_dirs() -> Vec<PathBuf> {
         dir.display()
     );
     dirs
+}
+
+/// Every candidate that loads; for each one that does not, a failing `<dir>::manifest` trial
+/// (a broken manifest is a failure, never a silently smaller suite).
+pub(crate) fn load_candidates(
+    trials: &mut Vec<libtest_mimic::Trial>,
+) -> Vec<(harness::candidate::Candidate, Framework)> {
+    let mut loaded = Vec::new();
+    for dir in candidate_dirs() {
+        match certify::load(&dir) {
+            Ok(c) => loaded.push(c),
+            Err(err) => {
+                let msg = err.to_string();
+                trials.push(libtest_mimic::Trial::test(
+                    format!("{}::manifest", dir.display()),
+                    move || Err(msg.into()),
+                ));
+            }
+        }
+    }
+    loaded
 }
 
 /// Why a candidate's trials cannot run.

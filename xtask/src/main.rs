@@ -2,12 +2,15 @@
 //!
 //! - `cargo xtask certify` — the main job: certify the reference candidates into `reports/`.
 //! - `cargo xtask test`    — the whole suite, exactly what CI runs (its set-up also builds the
-//!   OpenTelemetry Collector once per machine, see [`collector`]).
+//!   OpenTelemetry Collector once per machine, see [`collector`], and the docker provider's
+//!   images when a Docker engine answers).
 //! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (from Debian: Postgres
 //!   server binaries, Chromium for the HTML report test, xmllint for the JUnit schema check; and
 //!   a Go check).
-//! - `cargo xtask bench`   — measured figures (service start times, the collector's build, ready
-//!   and round-trip times, certification wall time).
+//! - `cargo xtask images`  — the docker provider's local images (`images/`), each built only when
+//!   `docker image inspect` does not find it: no registry is needed.
+//! - `cargo xtask bench`   — measured figures (service start times for both providers, the
+//!   collector's build, ready and round-trip times, certification wall time).
 //!
 //! Plain std, no dependencies: this must build before anything else works.
 
@@ -23,11 +26,18 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "setup" => setup(),
-        "test" => setup().and_then(|()| collector()).and_then(|()| test(&rest)),
+        "test" => setup()
+            .and_then(|()| images_if_docker())
+            .and_then(|()| collector())
+            .and_then(|()| test(&rest)),
+        "images" => images(),
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|certify|bench> [args]\n\n{}", HELP);
+            eprintln!(
+                "usage: cargo xtask <setup|test|images|certify|bench> [args]\n\n{}",
+                HELP
+            );
             return ExitCode::from(64);
         }
     };
@@ -43,9 +53,10 @@ fn main() -> ExitCode {
 }
 
 const HELP: &str = "  setup    install what a fresh machine lacks (Debian: postgresql, chromium, libxml2-utils)
-  test     setup, build the OpenTelemetry Collector once (cached), then the whole test suite (what CI runs)
+  test     setup, images (when a Docker engine answers), the OpenTelemetry Collector (cached), then the whole suite (what CI runs)
+  images   build the docker provider's local images that `docker image inspect` does not find
   certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
-  bench    setup, then measure service start times (Postgres, OTLP receiver, the collector: build,
+  bench    setup, then measure service start times (native and container Postgres; the collector: build,
            cached, start to ready, span round trip) and certification wall time";
 
 struct Failure {
@@ -229,6 +240,72 @@ fn test(rest: &[String]) -> Result<(), Failure> {
             message: format!("cargo test failed ({status})"),
             code: status.code().unwrap_or(1).clamp(1, 255) as u8,
         })
+    }
+}
+
+/// The local images: tag and the script that builds it (relative to the workspace root).
+const IMAGES: &[(&str, &str)] = &[("conform/postgres:15", "images/postgres/build.sh")];
+
+/// `Ok(server version)` when a Docker engine answers, else what `docker info` said.
+fn docker_engine() -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !version.is_empty() {
+        Ok(version)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Build every local image that is missing. Idempotent: an image the engine has is skipped.
+fn images() -> Result<(), Failure> {
+    let version = docker_engine().map_err(|said| {
+        fail(format!(
+            "no Docker engine answers (DOCKER_HOST={}): {said}",
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+        ))
+    })?;
+    for (tag, script) in IMAGES {
+        let present = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", tag])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if present {
+            eprintln!("xtask: image {tag} is present (skipped)");
+            continue;
+        }
+        if !have("debootstrap") {
+            if !is_root() {
+                return Err(fail(format!(
+                    "building {tag} needs debootstrap (and root); install Debian's `debootstrap`"
+                )));
+            }
+            eprintln!("xtask: installing Debian's debootstrap (to build {tag})");
+            run(Command::new("apt-get").arg("update").arg("-q"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        }
+        eprintln!("xtask: building {tag} with {script} (engine {version})");
+        let started = Instant::now();
+        run(Command::new("bash").arg(root().join(script)).arg(tag))?;
+        eprintln!("xtask: built {tag} in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// `images` when a Docker engine answers; otherwise say why the docker provider's tests will not
+/// find their images (they fail under CI=true and skip elsewhere, saying so).
+fn images_if_docker() -> Result<(), Failure> {
+    match docker_engine() {
+        Ok(_) => images(),
+        Err(said) => {
+            eprintln!("xtask: no Docker engine answers ({said}); not building images");
+            Ok(())
+        }
     }
 }
 

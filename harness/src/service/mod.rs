@@ -2,14 +2,17 @@
 //! proxy that lets a scenario take a dependency away and give it back.
 //!
 //! Every service is reached through a [`Provider`]: `native` runs system binaries and in-process
-//! servers today; `docker` and `external` slot in behind the same handles later, so scenarios
-//! never learn how a service was provided, only its address.
+//! servers; `docker` runs Postgres from an image through testcontainers (see [`docker`]) behind
+//! the same handle ([`postgres::PostgresServer`]), so scenarios never learn how a service was
+//! provided, only its address.
 
 pub mod collector;
+pub mod docker;
 pub mod otlp;
 pub mod postgres;
 pub mod proxy;
 pub mod schema;
+pub mod scratch_image;
 pub mod sqlite;
 pub mod stub;
 
@@ -21,6 +24,8 @@ use serde::Serialize;
 pub enum Provider {
     /// System binaries (`initdb`, `postgres`) and in-process servers.
     Native,
+    /// Postgres in a container (testcontainers, host networking); the rest in-process.
+    Docker,
 }
 
 impl Provider {
@@ -28,6 +33,7 @@ impl Provider {
     pub fn name(self) -> &'static str {
         match self {
             Provider::Native => "native",
+            Provider::Docker => "docker",
         }
     }
 }

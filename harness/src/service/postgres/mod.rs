@@ -28,27 +28,37 @@
 //!   kill does leave is the server's 56-byte System V segment, which only [`Drop`] and
 //!   [`PostgresServer::stop`] know how to remove (see `kill_postmaster`).
 //!
+//! - **Docker, behind the same handle.** With the docker provider the server runs in a container
+//!   ([`container`]): the scratch directory then holds only the unix socket (bind-mounted into
+//!   the container), and everything above the process (the `conform` role, the template, fresh
+//!   databases, superuser administration over the socket) is this same code. A scenario holds a
+//!   [`PostgresServer`] either way and cannot tell which provider served it.
+//!
 //! This module knows nothing about clauses: it hands out addresses and credentials.
 
+mod container;
 mod database;
 mod install;
 mod process;
 
+pub use container::{ContainerOptions, DEFAULT_IMAGE};
 pub use database::Database;
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection};
 
 use crate::poll::PollError;
-use crate::{ports, reaper, timeouts};
+use crate::service::Provider;
+use crate::service::docker::{self, DockerError};
+use crate::{ports, reaper};
 
+use container::*;
 use install::*;
 use process::*;
 /// The unprivileged role candidates log in as.
@@ -130,6 +140,23 @@ pub enum PostgresError {
         #[source]
         source: sqlx::Error,
     },
+    /// The Docker engine could not be used (unreachable, image missing, an API call failed).
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// The Postgres container did not come up.
+    #[error(
+        "Postgres in a container of {image} did not start on 127.0.0.1:{port}: {reason}; its log ends with:\n{log_tail}"
+    )]
+    Container {
+        /// The image reference.
+        image: String,
+        /// The port it was told to listen on.
+        port: u16,
+        /// What went wrong.
+        reason: String,
+        /// The end of the container's log.
+        log_tail: String,
+    },
     /// The server did not exit after the fast-shutdown signal and was killed.
     #[error("Postgres (pid {pid}) did not stop: {reason}")]
     Stop {
@@ -169,6 +196,17 @@ pub struct PostgresOptions {
     pub search_dirs: Option<Vec<PathBuf>>,
 }
 
+/// A scratch directory on tmpfs (if there is one), registered with the reaper.
+fn new_scratch() -> Result<(tempfile::TempDir, reaper::Ticket), PostgresError> {
+    let parent = scratch_parent();
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("conform-{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .map_err(io_error(format!("create a scratch directory in {}", parent.display())))?;
+    let ticket = reaper::register_dir(scratch.path());
+    Ok((scratch, ticket))
+}
+
 /// The two server binaries, found in one directory.
 #[derive(Debug, Clone)]
 struct Binaries {
@@ -183,12 +221,35 @@ struct RunAs {
     gid: u32,
 }
 
+/// How one attempt to start the server on a port ended (other than with an error).
+enum Attempt {
+    Ready {
+        backend: Backend,
+        /// The server's pid on this host.
+        pid: u32,
+        startup_time: Duration,
+    },
+    PortTaken {
+        log_tail: String,
+    },
+}
+
+/// What runs the server: a native postmaster, or a container.
+#[derive(Debug)]
+enum Backend {
+    Native(Postmaster),
+    Container(Box<PgContainer>),
+}
+
 /// One running Postgres server, private to this run. See the module docs.
 ///
-/// Dropping it without [`stop`](PostgresServer::stop) kills the server and its children and
-/// removes its data directory. `Debug` never shows the password.
+/// Dropping it without [`stop`](PostgresServer::stop) kills the server (natively with its
+/// children; a container is removed) and removes its scratch directory. `Debug` never shows the
+/// password.
 pub struct PostgresServer {
-    postmaster: Postmaster,
+    backend: Backend,
+    /// The postmaster's pid on this host (for a container: its main process, as the host sees it).
+    pid: u32,
     port: u16,
     socket_dir: PathBuf,
     password: String,
@@ -204,7 +265,8 @@ pub struct PostgresServer {
 impl std::fmt::Debug for PostgresServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresServer")
-            .field("pid", &self.postmaster.child.id())
+            .field("provider", &self.provider())
+            .field("pid", &self.pid)
             .field("port", &self.port)
             .field("dir", &self.socket_dir)
             .field("password", &"<redacted>")
@@ -226,12 +288,7 @@ impl PostgresServer {
         let binaries = find_binaries(options.search_dirs.as_deref()).await?;
         let run_as = run_as()?;
 
-        let parent = scratch_parent();
-        let scratch = tempfile::Builder::new()
-            .prefix(&format!("conform-{}-", std::process::id()))
-            .tempdir_in(&parent)
-            .map_err(io_error(format!("create a scratch directory in {}", parent.display())))?;
-        let dir_ticket = reaper::register_dir(scratch.path());
+        let (scratch, dir_ticket) = new_scratch()?;
         let root = scratch.path().to_path_buf();
         if let Some(user) = run_as {
             std::os::unix::fs::chown(&root, Some(user.uid), Some(user.gid)).map_err(io_error(format!(
@@ -246,19 +303,61 @@ impl PostgresServer {
         initdb(&binaries, &root, &data, run_as).await?;
         let initdb_time = initdb_started.elapsed();
 
+        Self::start_on_a_free_port(scratch, dir_ticket, initdb_time, |port| {
+            let (binaries, root, data) = (binaries.clone(), root.clone(), data.clone());
+            async move { launch(&binaries, &root, &data, port, run_as).await }
+        })
+        .await
+    }
+
+    /// Start a server in a container of `options.image` (docker provider): check the engine and
+    /// the image, start it on a free loopback port (retried when taken), wait until it is ready,
+    /// then create the `conform` role and `conform_template` exactly as natively.
+    pub async fn start_in_container(options: ContainerOptions) -> Result<PostgresServer, PostgresError> {
+        // testcontainers would try to pull a missing image; say plainly what is missing instead
+        // (with no registry, a pull fails with a DNS error that names neither image nor fix).
+        let engine = docker::ready_for(&options.image, &options.hint()).await?;
+        let (scratch, dir_ticket) = new_scratch()?;
+        let root = scratch.path().to_path_buf();
+        // The server in the container runs as its own user and creates its socket here.
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).map_err(io_error(
+            format!("open {} to the container's postgres user", root.display()),
+        ))?;
+        Self::start_on_a_free_port(scratch, dir_ticket, Duration::ZERO, |port| {
+            let (engine, options, root) = (engine.clone(), options.clone(), root.clone());
+            async move { launch_container(&engine, &options, &root, port).await }
+        })
+        .await
+    }
+
+    /// Start a server (`attempt`) on a free loopback port, retried with another port when it
+    /// was taken before the server bound it; then create the `conform` role and the template.
+    /// The scratch directory belongs to the server from here on: any failure removes it.
+    async fn start_on_a_free_port<F, Fut>(
+        scratch: tempfile::TempDir,
+        dir_ticket: reaper::Ticket,
+        initdb_time: Duration,
+        mut attempt: F,
+    ) -> Result<PostgresServer, PostgresError>
+    where
+        F: FnMut(u16) -> Fut,
+        Fut: Future<Output = Result<Attempt, PostgresError>>,
+    {
         let password = crate::redact::new_secret(24).map_err(io_error("read /dev/urandom for the role password"))?;
         let mut last_tail = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = ports::free_port().map_err(io_error("find a free loopback port"))?;
-            match launch(&binaries, &root, &data, port, run_as).await? {
-                Launch::Ready {
-                    postmaster,
+            match attempt(port).await? {
+                Attempt::Ready {
+                    backend,
+                    pid,
                     startup_time,
                 } => {
                     let server = PostgresServer {
-                        postmaster,
+                        backend,
+                        pid,
                         port,
-                        socket_dir: root.clone(),
+                        socket_dir: scratch.path().to_path_buf(),
                         password,
                         startup_time,
                         initdb_time,
@@ -266,17 +365,33 @@ impl PostgresServer {
                         scratch: Some(scratch),
                         dir_ticket: Some(dir_ticket),
                     };
-                    // On failure `server` drops here, which kills it and removes the directory.
+                    // On failure `server` drops here, which stops the server and removes the directory.
                     server.bootstrap().await?;
                     return Ok(server);
                 }
-                Launch::PortTaken { log_tail } => last_tail = log_tail,
+                Attempt::PortTaken { log_tail } => last_tail = log_tail,
             }
         }
         Err(PostgresError::NoFreePort {
             attempts: PORT_ATTEMPTS,
             log_tail: last_tail,
         })
+    }
+
+    /// Which provider runs this server.
+    pub fn provider(&self) -> Provider {
+        match self.backend {
+            Backend::Native(_) => Provider::Native,
+            Backend::Container(_) => Provider::Docker,
+        }
+    }
+
+    /// The container's id, when the server runs in one.
+    pub fn container_id(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Native(_) => None,
+            Backend::Container(container) => Some(container.id()),
+        }
     }
 
     /// Create the `conform` role and the template database, as superuser over the unix socket.
@@ -306,12 +421,13 @@ impl PostgresServer {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// The postmaster's pid (its process group has the same id). For evidence and leak checks.
+    /// The postmaster's pid (natively its process group has the same id; in a container, the
+    /// host's pid of the container's main process). For evidence and leak checks.
     pub fn pid(&self) -> u32 {
-        self.postmaster.child.id()
+        self.pid
     }
 
-    /// The scratch directory holding the data directory, the logs and the unix socket.
+    /// The scratch directory holding the unix socket (natively also the data directory and logs).
     pub fn dir(&self) -> &Path {
         &self.socket_dir
     }
@@ -322,7 +438,8 @@ impl PostgresServer {
         self.startup_time
     }
 
-    /// How long `initdb` took.
+    /// How long `initdb` took (zero in a container: its cluster is baked into the image or
+    /// initialised as part of its start-up).
     pub fn initdb_time(&self) -> Duration {
         self.initdb_time
     }
@@ -372,42 +489,15 @@ impl PostgresServer {
     }
 
     /// Fast shutdown: SIGINT to the postmaster (which ends its backends and waits for them), a
-    /// bounded wait for it to exit, then SIGKILL to it and anything it forked whatever happened;
-    /// finally remove the scratch directory. Reports a server that had to be killed (or had
-    /// already died) as an error, after cleaning up all the same.
+    /// bounded wait for it to exit, then SIGKILL to it and anything it forked whatever happened
+    /// (in a container: the container is removed); finally remove the scratch directory. Reports
+    /// a server that had to be killed (or had already died) as an error, after cleaning up all the
+    /// same.
     pub async fn stop(mut self) -> Result<(), PostgresError> {
-        let pid = self.postmaster.child.id();
-        let mut outcome = Ok(());
-        match self.postmaster.child.try_wait() {
-            Ok(Some(status)) => {
-                outcome = Err(PostgresError::Stop {
-                    pid,
-                    reason: format!("it had already exited ({status}) before stop"),
-                });
-            }
-            Ok(None) => {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
-                let waited = wait_exit(
-                    &mut self.postmaster.child,
-                    format!("Postgres (pid {pid}) to exit after SIGINT"),
-                    timeouts::SERVICE_STOP,
-                )
-                .await;
-                if let Err(err) = waited {
-                    outcome = Err(PostgresError::Stop {
-                        pid,
-                        reason: err.to_string(),
-                    });
-                }
-            }
-            Err(err) => {
-                outcome = Err(PostgresError::Stop {
-                    pid,
-                    reason: format!("cannot wait for it: {err}"),
-                });
-            }
-        }
-        self.postmaster.kill();
+        let mut outcome = match &mut self.backend {
+            Backend::Native(postmaster) => postmaster.stop().await,
+            Backend::Container(container) => container.stop(self.pid).await,
+        };
         if let Some(scratch) = self.scratch.take() {
             let path = scratch.path().to_path_buf();
             let removed = scratch.close();
@@ -426,7 +516,10 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         // The server must be gone before its directory is removed.
-        self.postmaster.kill();
+        match &mut self.backend {
+            Backend::Native(postmaster) => postmaster.kill(),
+            Backend::Container(container) => container.kill(),
+        }
         if let Some(scratch) = self.scratch.take() {
             let _ = scratch.close();
         }

@@ -2,6 +2,7 @@
 //! shared memory), and bounded one-shot tool runs.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -31,6 +32,45 @@ pub(super) struct Postmaster {
 }
 
 impl Postmaster {
+    /// Fast shutdown: SIGINT (which ends its backends and waits for them), a bounded wait for it
+    /// to exit, then [`kill`](Postmaster::kill) whatever happened. Reports a server that had to be
+    /// killed (or had already died) as an error, after cleaning up all the same.
+    pub(super) async fn stop(&mut self) -> Result<(), PostgresError> {
+        let pid = self.child.id();
+        let mut outcome = Ok(());
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                outcome = Err(PostgresError::Stop {
+                    pid,
+                    reason: format!("it had already exited ({status}) before stop"),
+                });
+            }
+            Ok(None) => {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+                let waited = wait_exit(
+                    &mut self.child,
+                    format!("Postgres (pid {pid}) to exit after SIGINT"),
+                    timeouts::SERVICE_STOP,
+                )
+                .await;
+                if let Err(err) = waited {
+                    outcome = Err(PostgresError::Stop {
+                        pid,
+                        reason: err.to_string(),
+                    });
+                }
+            }
+            Err(err) => {
+                outcome = Err(PostgresError::Stop {
+                    pid,
+                    reason: format!("cannot wait for it: {err}"),
+                });
+            }
+        }
+        self.kill();
+        outcome
+    }
+
     /// Kill the postmaster and everything it forked, reap it, and remove the shared memory it
     /// could not. Idempotent.
     pub(super) fn kill(&mut self) {
@@ -239,24 +279,13 @@ pub(super) async fn initdb(
     Ok(())
 }
 
-/// How one attempt to start the server on a port ended (other than with an error).
-pub(super) enum Launch {
-    Ready {
-        postmaster: Postmaster,
-        startup_time: Duration,
-    },
-    PortTaken {
-        log_tail: String,
-    },
-}
-
 pub(super) async fn launch(
     binaries: &Binaries,
     root: &Path,
     data: &Path,
     port: u16,
     run_as: Option<RunAs>,
-) -> Result<Launch, PostgresError> {
+) -> Result<Attempt, PostgresError> {
     let log_path = root.join("postgres.log");
     let log = File::create(&log_path).map_err(io_error(format!("create {}", log_path.display())))?;
     let log_err = log
@@ -296,63 +325,29 @@ pub(super) async fn launch(
         _ticket,
     };
 
-    let ceiling = timeouts::POSTGRES_START;
-    let deadline = tokio::time::Instant::now() + ceiling;
-    let options = superuser_options(root, port);
     let waited = {
         let child = &mut postmaster.child;
-        poll::wait_for(
-            format!("Postgres to accept connections on 127.0.0.1:{port} and answer SELECT 1"),
-            ceiling,
-            timeouts::POLL_INTERVAL,
-            || {
-                let exited = child.try_wait();
-                let options = options.clone();
-                async move {
-                    match exited {
-                        Ok(Some(status)) => {
-                            return Poll::Abort(format!("postgres exited ({status})"));
-                        }
-                        Err(err) => return Poll::Abort(format!("cannot wait for postgres: {err}")),
-                        Ok(None) => {}
-                    }
-                    // Each look is bounded by the overall deadline, so a server that accepts
-                    // and then hangs cannot stretch the wait past its ceiling.
-                    let look = tokio::time::timeout_at(deadline, async {
-                        tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-                            .await
-                            .map_err(|err| format!("TCP connect: {err}"))?;
-                        let mut conn = PgConnection::connect_with(&options)
-                            .await
-                            .map_err(|err| format!("connect over the unix socket: {err}"))?;
-                        sqlx::raw_sql("SELECT 1")
-                            .execute(&mut conn)
-                            .await
-                            .map_err(|err| format!("SELECT 1: {err}"))?;
-                        let _ = conn.close().await;
-                        Ok::<(), String>(())
-                    })
-                    .await;
-                    match look {
-                        Ok(Ok(())) => Poll::Ready(()),
-                        Ok(Err(seen)) => Poll::NotYet(seen),
-                        Err(_) => Poll::NotYet("a connection attempt did not finish".into()),
-                    }
-                }
-            },
-        )
+        wait_accepting(port, root, timeouts::POSTGRES_START, || {
+            let exited = match child.try_wait() {
+                Ok(Some(status)) => Some(format!("postgres exited ({status})")),
+                Err(err) => Some(format!("cannot wait for postgres: {err}")),
+                Ok(None) => None,
+            };
+            async move { exited }
+        })
         .await
     };
     match waited {
-        Ok(()) => Ok(Launch::Ready {
-            postmaster,
+        Ok(()) => Ok(Attempt::Ready {
+            pid: postmaster.child.id(),
+            backend: Backend::Native(postmaster),
             startup_time: spawned.elapsed(),
         }),
         Err(source) => {
             drop(postmaster);
             let log_tail = log_tail(&log_path);
             if log_tail.contains("Address already in use") {
-                return Ok(Launch::PortTaken { log_tail });
+                return Ok(Attempt::PortTaken { log_tail });
             }
             Err(PostgresError::Start {
                 program: binaries.postgres.clone(),
@@ -362,6 +357,60 @@ pub(super) async fn launch(
             })
         }
     }
+}
+
+/// Wait (polled, bounded by `ceiling`) until the server on `port` accepts a TCP connection and
+/// answers `SELECT 1` to the superuser over the unix socket in `socket_dir`. `exited` says why the
+/// server can no longer come up (it exited), ending the wait early; `None` while it runs.
+pub(super) async fn wait_accepting<F, Fut>(
+    port: u16,
+    socket_dir: &Path,
+    ceiling: Duration,
+    mut exited: F,
+) -> Result<(), PollError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let deadline = tokio::time::Instant::now() + ceiling;
+    let options = superuser_options(socket_dir, port);
+    poll::wait_for(
+        format!("Postgres to accept connections on 127.0.0.1:{port} and answer SELECT 1"),
+        ceiling,
+        timeouts::POLL_INTERVAL,
+        || {
+            let exited = exited();
+            let options = options.clone();
+            async move {
+                if let Some(reason) = exited.await {
+                    return Poll::Abort(reason);
+                }
+                // Each look is bounded by the overall deadline, so a server that accepts
+                // and then hangs cannot stretch the wait past its ceiling.
+                let look = tokio::time::timeout_at(deadline, async {
+                    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                        .await
+                        .map_err(|err| format!("TCP connect: {err}"))?;
+                    let mut conn = PgConnection::connect_with(&options)
+                        .await
+                        .map_err(|err| format!("connect over the unix socket: {err}"))?;
+                    sqlx::raw_sql("SELECT 1")
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|err| format!("SELECT 1: {err}"))?;
+                    let _ = conn.close().await;
+                    Ok::<(), String>(())
+                })
+                .await;
+                match look {
+                    Ok(Ok(())) => Poll::Ready(()),
+                    Ok(Err(seen)) => Poll::NotYet(seen),
+                    Err(_) => Poll::NotYet("a connection attempt did not finish".into()),
+                }
+            }
+        },
+    )
+    .await
 }
 
 /// The last few kilobytes of a log, for an error message.

@@ -1,0 +1,138 @@
+//! Provider parity at the clause level: the reference candidates' PORT, HEALTH/HLTH, MIG and SHUT
+//! clauses (the areas that touch Postgres or process lifecycle) are certified once with the native
+//! provider and once with the docker provider, and every clause must get the same verdict. A
+//! provider that changed a verdict would make certification depend on where it ran.
+//!
+//! A custom harness (libtest-mimic) for the same reason as `conformance.rs`: one trial per
+//! candidate, `provider_parity::<candidate>`, and a candidate whose framework module is not served
+//! here has its trial *ignored* with the exact module error printed (not passed). The docker
+//! provider must be available under `CI=true`; elsewhere its absence ignores the trials, saying why.
+
+mod support;
+
+use std::sync::Arc;
+
+use harness::candidate::BuildCache;
+use harness::service::Provider;
+use harness::service::docker;
+use harness::service::postgres::ContainerOptions;
+use harness::verdict::ClauseResult;
+use libtest_mimic::{Arguments, Failed, Trial};
+use scenarios::certify::{self, PrepareError};
+use scenarios::clause::Clause;
+use scenarios::cx::Target;
+use scenarios::services::Services;
+
+/// The areas certified under both providers.
+const AREAS: &[&str] = &["PORT", "HEALTH", "HLTH", "MIG", "SHUT"];
+
+/// Certify `clauses` with a fresh set of services from `provider`.
+async fn certify_with(
+    provider: Provider,
+    clauses: &[Clause],
+    target: Arc<Target>,
+) -> Result<Vec<ClauseResult>, String> {
+    let services = Arc::new(Services::new(provider).map_err(|e| format!("preparing services: {e}"))?);
+    let results = scenarios::run::run_clauses(clauses, target, services.clone(), 2, &scenarios::run::Quiet).await;
+    if let Ok(services) = Arc::try_unwrap(services) {
+        services.shutdown().await;
+    }
+    Ok(results)
+}
+
+/// Every clause whose verdict differs between the two runs, with both verdicts and details.
+fn differences(native: &[ClauseResult], docker: &[ClauseResult]) -> Vec<String> {
+    native
+        .iter()
+        .zip(docker)
+        .filter(|(n, d)| n.verdict.name() != d.verdict.name())
+        .map(|(n, d)| {
+            format!(
+                "{}: native `{}`, docker `{}`\n    native: {:?}\n    docker: {:?}",
+                n.clause,
+                n.verdict.name(),
+                d.verdict.name(),
+                n.verdict,
+                d.verdict
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    harness::reaper::install_signal_handler();
+    let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
+    let cache = BuildCache::from_env();
+    let image = ContainerOptions::default();
+    // Listing (nextest does this first) must neither build nor touch docker.
+    let docker_ready = if args.list {
+        Ok(())
+    } else {
+        rt.block_on(docker::ready_for(&image.image, &image.hint()))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let mut trials = Vec::new();
+    let mut ignored_because = Vec::new();
+
+    for (candidate, framework) in support::load_candidates(&mut trials) {
+        let name = format!("provider_parity::{}", candidate.manifest.name);
+        let clauses: Vec<Clause> = scenarios::clauses_for(framework)
+            .into_iter()
+            .filter(|c| AREAS.contains(&c.area))
+            .collect();
+        if args.list {
+            trials.push(Trial::test(name, || Ok(())));
+            continue;
+        }
+        let trial = match (certify::build(candidate, framework, &cache), &docker_ready) {
+            (Err(PrepareError::Build(err)), _) if err.is_module_not_served() => {
+                let msg = err.to_string();
+                ignored_because.push(msg.clone());
+                Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(true)
+            }
+            (Err(err), _) => {
+                let msg = err.to_string();
+                Trial::test(name, move || Err(msg.clone().into()))
+            }
+            (Ok(_), Err(why)) if !docker::required() => {
+                let msg = format!("the docker provider is not available here: {why}");
+                ignored_because.push(msg.clone());
+                Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(true)
+            }
+            (Ok(_), Err(why)) => {
+                let msg = format!("CI is set, so the docker provider must be available: {why}");
+                Trial::test(name, move || Err(msg.clone().into()))
+            }
+            (Ok(target), Ok(())) => {
+                let rt = rt.clone();
+                Trial::test(name, move || {
+                    rt.block_on(async {
+                        let native = certify_with(Provider::Native, &clauses, target.clone())
+                            .await
+                            .map_err(Failed::from)?;
+                        let docker = certify_with(Provider::Docker, &clauses, target)
+                            .await
+                            .map_err(Failed::from)?;
+                        let diff = differences(&native, &docker);
+                        eprintln!("provider parity: {} clauses, {} differ", native.len(), diff.len());
+                        if diff.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(Failed::from(diff.join("\n")))
+                        }
+                    })
+                })
+            }
+        };
+        trials.push(trial);
+    }
+    for why in &ignored_because {
+        eprintln!(
+            "\nprovider_parity: trial IGNORED, not passed:\n  {}\n",
+            why.replace('\n', "\n  ")
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
