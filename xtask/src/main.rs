@@ -203,7 +203,7 @@ fn collector() -> Result<(), Failure> {
 fn test(rest: &[String]) -> Result<(), Failure> {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--workspace", "--locked"])
+    cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(rest)
         .env("GOTOOLCHAIN", "local")
         .current_dir(root())
