@@ -363,9 +363,9 @@ fn print_kill_summary(matrix: &KillMatrix) {
         } else {
             format!("caught by {}", m.caught_by.join(", "))
         };
-        println!("  mutant {:<32} {caught}", m.name);
+        say!("  mutant {:<32} {caught}", m.name);
     }
-    println!(
+    say!(
         "  {} of {} graded clauses passing on the reference are proven by a mutant; unproven: {}",
         matrix.proven(),
         matrix.clauses.len(),
@@ -396,7 +396,7 @@ fn written(result: std::io::Result<Vec<PathBuf>>) -> bool {
 fn print_summary(report: &Report, style: Style) {
     let s = &report.summary;
     let headline = style.headline(report);
-    println!(
+    say!(
         "{}: {headline}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
         report.candidate,
         s.pass,

@@ -5,6 +5,15 @@
 //! Exit codes are part of the interface (see `harness::report`): 0 every must clause passes,
 //! 1 some must clause fails, 2 the harness could not judge, 64 usage error.
 
+/// `println!` for stdout that never panics: a closed pipe (`conform diff a b | head`) drops the
+/// rest of the output quietly, and any other write error is said on stderr. Either way the run
+/// goes on to its own end (a certification still stops its services and exits by its verdict).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say(format_args!($($arg)*))
+    };
+}
+
 mod certify;
 mod output;
 mod progress;
@@ -199,6 +208,16 @@ fn main() {
     harness::reaper::exit(code);
 }
 
+/// Write one line to stdout (see [`say!`]).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(err) = writeln!(std::io::stdout().lock(), "{line}")
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("conform: writing to stdout: {err}");
+    }
+}
+
 fn framework_filter(f: Option<FrameworkArg>) -> Option<Framework> {
     f.map(|f| match f {
         FrameworkArg::Gofastr => Framework::GoFastr,
@@ -213,12 +232,12 @@ fn list(framework: Option<FrameworkArg>, format: ListFormat) -> i32 {
         .filter(|c| want.is_none_or(|f| c.framework == f))
         .collect();
     match format {
-        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&clauses).expect("clauses serialize")),
+        ListFormat::Json => say!("{}", serde_json::to_string_pretty(&clauses).expect("clauses serialize")),
         ListFormat::Human => {
             for c in &clauses {
-                println!("{:<12} {:<6} {:<7} {}", c.id, c.level.name(), c.area, c.promise);
+                say!("{:<12} {:<6} {:<7} {}", c.id, c.level.name(), c.area, c.promise);
             }
-            println!("\n{} clauses", clauses.len());
+            say!("\n{} clauses", clauses.len());
         }
     }
     0
@@ -229,19 +248,19 @@ fn explain(id: &str) -> i32 {
         eprintln!("conform: no clause {id:?}; `conform list` shows them all");
         return EXIT_USAGE;
     };
-    println!(
+    say!(
         "{} ({}, {}, {})\n",
         c.id,
         c.framework.profile().display,
         c.area,
         c.level.name()
     );
-    println!("Promise: {}", c.promise);
-    println!("Documented in: {}", c.doc);
-    println!("How conform checks it: {}", c.method);
+    say!("Promise: {}", c.promise);
+    say!("Documented in: {}", c.doc);
+    say!("How conform checks it: {}", c.method);
     if !c.needs.is_empty() {
         let needs: Vec<String> = c.needs.iter().map(|n| format!("{n:?}")).collect();
-        println!("Needs: {}", needs.join(", "));
+        say!("Needs: {}", needs.join(", "));
     }
     0
 }
@@ -263,7 +282,7 @@ fn build_collector() -> i32 {
                     format!("built in {:.1} s", c.took.as_secs_f64())
                 }
             );
-            println!("{}", c.binary.display());
+            say!("{}", c.binary.display());
             0
         }
         Err(err) => {
@@ -287,7 +306,7 @@ fn diff(old: &Path, new: &Path) -> i32 {
     };
     let changes = report::diff::diff(&old_report, &new_report);
     let name = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
-    println!(
+    say!(
         "{} {} -> {} {}: {} change(s)",
         name(&old_report, "candidate"),
         name(&old_report, "framework_version"),
@@ -296,7 +315,7 @@ fn diff(old: &Path, new: &Path) -> i32 {
         changes.len()
     );
     for change in &changes {
-        println!("  {change}");
+        say!("  {change}");
     }
     if changes.is_empty() { 0 } else { EXIT_FAILED }
 }

@@ -523,3 +523,20 @@ fn ctrl_c_with_the_docker_provider_removes_the_container() {
     assert!(left.is_empty(), "containers left behind: {left:?}\n{stderr}");
     sb.assert_clean();
 }
+
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .command(&["list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: every line `list` prints meets a broken pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

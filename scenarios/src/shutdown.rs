@@ -249,7 +249,7 @@ pub fn clauses() -> Vec<Clause> {
                 page: "guides/graceful-shutdown",
                 heading: "Verification",
             },
-            "Three clean SIGTERM drains (one 1 s request each); each must log both lines, in that order, before the process exits.",
+            "Sixteen clean SIGTERM drains (one 1 s request each; the last line races the exit, so one run would be a coin flip); each must log both lines, in that order, before the process exits.",
             &[],
             check!(edges::gofr_final_log),
         ),
