@@ -21,7 +21,6 @@ use harness::service::Provider;
 use harness::service::collector::CollectorMode;
 use harness::verdict::{ClauseResult, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::certify::{self, PrepareError};
 use scenarios::clause::{Clause, Need};
 use scenarios::services::Services;
 
@@ -63,16 +62,19 @@ fn main() {
     let mut unavailable = Vec::new();
 
     for dir in support::candidate_dirs() {
-        let (candidate, framework) = certify::load(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let name = candidate.manifest.name.clone();
-        let target = if args.list {
-            None
-        } else {
-            Some(certify::build(candidate, framework, &cache))
+        let prepared = match support::prepare(&dir, &cache, args.list) {
+            Ok(p) => p,
+            Err(msg) => {
+                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
+                    Err(msg.into())
+                }));
+                continue;
+            }
         };
+        let (name, framework) = (prepared.name, prepared.framework);
         for clause in scenarios::clauses_for(framework).into_iter().filter(traced) {
             let trial_name = format!("parity::{name}::{}", clause.id);
-            let trial = match &target {
+            let trial = match &prepared.target {
                 None => Trial::test(trial_name, || Ok(())),
                 Some(Ok(target)) => {
                     let (rt, direct, through, target) = (rt.clone(), direct.clone(), through.clone(), target.clone());
@@ -82,29 +84,20 @@ fn main() {
                         compare(&a, &b)
                     })
                 }
-                Some(Err(PrepareError::Build(err))) if err.is_module_not_served() => {
-                    let msg = err.to_string();
-                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(true)
-                }
-                Some(Err(err)) => {
-                    let msg = err.to_string();
-                    Trial::test(trial_name, move || Err(msg.clone().into()))
+                Some(Err(why)) => {
+                    let msg = why.message.clone();
+                    Trial::test(trial_name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
                 }
             };
             trials.push(trial.with_kind(framework.name()));
         }
-        if let Some(Err(PrepareError::Build(err))) = &target
-            && err.is_module_not_served()
+        if let Some(Err(why)) = &prepared.target
+            && why.ignored
         {
-            unavailable.push(err.to_string());
+            unavailable.push(why.message.clone());
         }
     }
-    for why in &unavailable {
-        eprintln!(
-            "\nconform: collector parity trials of this candidate are IGNORED, not passed:\n  {}\n",
-            why.replace('\n', "\n  ")
-        );
-    }
+    support::announce_ignored(&unavailable);
     let conclusion = libtest_mimic::run(&args, trials);
     for services in [direct, through] {
         if let Ok(services) = Arc::try_unwrap(services) {

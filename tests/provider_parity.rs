@@ -18,7 +18,7 @@ use harness::service::docker;
 use harness::service::postgres::ContainerOptions;
 use harness::verdict::ClauseResult;
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::certify::{self, PrepareError};
+use scenarios::certify;
 use scenarios::clause::Clause;
 use scenarios::cx::Target;
 use scenarios::services::Services;
@@ -86,15 +86,14 @@ fn main() {
             trials.push(Trial::test(name, || Ok(())));
             continue;
         }
-        let trial = match (certify::build(candidate, framework, &cache), &docker_ready) {
-            (Err(PrepareError::Build(err)), _) if err.is_module_not_served() => {
-                let msg = err.to_string();
-                ignored_because.push(msg.clone());
-                Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(true)
-            }
-            (Err(err), _) => {
-                let msg = err.to_string();
-                Trial::test(name, move || Err(msg.clone().into()))
+        let built = certify::build(candidate, framework, &cache).map_err(support::unavailable);
+        let trial = match (built, &docker_ready) {
+            (Err(why), _) => {
+                if why.ignored {
+                    ignored_because.push(why.message.clone());
+                }
+                let msg = why.message;
+                Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
             }
             (Ok(_), Err(why)) if !docker::required() => {
                 let msg = format!("the docker provider is not available here: {why}");
