@@ -58,6 +58,40 @@ pub struct Variant {
     /// Files added to (or replacing files of) the source before it is built, each copied into
     /// the package directory under its own name: a mutant's Go file.
     pub overlay: Vec<PathBuf>,
+    /// Text replacements applied to the copied source, after the overlay: a mutant that changes
+    /// one line of the reference's own code.
+    pub edits: Vec<SourceEdit>,
+}
+
+/// One replacement in one source file: `find` must occur exactly once in `file`, so an edit
+/// that no longer matches the source (or matches it twice) fails the build instead of silently
+/// producing the reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEdit {
+    /// The file, relative to the package directory.
+    pub file: PathBuf,
+    /// The exact text to replace.
+    pub find: String,
+    /// What replaces it.
+    pub replace: String,
+}
+
+impl SourceEdit {
+    /// Apply the edit to the copy of the source at `package_dir`.
+    pub fn apply(&self, package_dir: &Path) -> Result<(), String> {
+        let path = package_dir.join(&self.file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("edit of {}: {e}", self.file.display()))?;
+        match text.matches(&self.find).count() {
+            1 => std::fs::write(&path, text.replacen(&self.find, &self.replace, 1))
+                .map_err(|e| format!("edit of {}: writing {}: {e}", self.file.display(), path.display())),
+            n => Err(format!(
+                "edit of {}: {:?} must occur exactly once, found {n} times",
+                self.file.display(),
+                self.find
+            )),
+        }
+    }
 }
 
 impl Variant {
@@ -74,6 +108,7 @@ impl Variant {
             tags: self.tags.iter().chain(&other.tags).cloned().collect(),
             link_x: self.link_x.iter().chain(&other.link_x).cloned().collect(),
             overlay: self.overlay.iter().chain(&other.overlay).cloned().collect(),
+            edits: self.edits.iter().chain(&other.edits).cloned().collect(),
         }
     }
 }
@@ -248,6 +283,9 @@ impl Candidate {
                 std::fs::read_to_string(file).map_err(|e| io(format!("reading overlay {}: {e}", file.display())))?;
             settings.push_str(&format!("overlay {}\n{text}\n", file.display()));
         }
+        for edit in &variant.edits {
+            settings.push_str(&format!("edit {edit:?}\n"));
+        }
         let hash = source_hash(&self.dir, &settings).map_err(|e| io(format!("hashing {}: {e}", self.dir.display())))?;
         let label = if variant.label.is_empty() {
             String::new()
@@ -276,6 +314,9 @@ impl Candidate {
             let to = src.join(&spec.package).join(name);
             std::fs::copy(file, &to)
                 .map_err(|e| io(format!("copying overlay {} to {}: {e}", file.display(), to.display())))?;
+        }
+        for edit in &variant.edits {
+            edit.apply(&src.join(&spec.package)).map_err(io)?;
         }
         std::fs::create_dir_all(&bin_dir).map_err(|e| io(format!("creating {}: {e}", bin_dir.display())))?;
         let partial = bin_dir.join(format!(".{stem}.partial"));
@@ -466,5 +507,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Candidate::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("has no candidate.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_edit_must_match_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.go"), "app.Run()\n}\n// zz zz\n").unwrap();
+        let edit = |find: &str| SourceEdit {
+            file: "main.go".into(),
+            find: find.into(),
+            replace: "app.Run()\nos.Exit(1)\n}".into(),
+        };
+        edit("app.Run()\n}").apply(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("main.go")).unwrap();
+        assert_eq!(text, "app.Run()\nos.Exit(1)\n}\n// zz zz\n");
+        let missing = edit("app.Start()").apply(dir.path()).unwrap_err();
+        assert!(missing.contains("found 0 times"), "{missing}");
+        let twice = edit("zz").apply(dir.path()).unwrap_err();
+        assert!(twice.contains("found 2 times"), "{twice}");
+        let nofile = SourceEdit {
+            file: "gone.go".into(),
+            ..edit("zz")
+        }
+        .apply(dir.path())
+        .unwrap_err();
+        assert!(nofile.contains("gone.go"), "{nofile}");
     }
 }

@@ -2,15 +2,16 @@
 //! say "no".
 //!
 //! A mutant is a directory under `fixtures/mutants/` holding a `mutant.toml` (which reference
-//! candidate it breaks, and how, in words) and the Go file(s) that break it. It is built from the
-//! reference candidate's own source with those files added (a [`Variant`] overlay), so the mutant
-//! and the reference differ by exactly what the mutant's files do; everything else (manifest,
-//! knobs, shipped files) is the reference's. Which clauses must catch it is recorded in
+//! candidate it breaks, and how, in words, plus any one-line `[[edit]]`s of the reference's own
+//! source) and the Go file(s) that break it. It is built from the reference candidate's own
+//! source with those files added and those edits made (a [`Variant`]), so the mutant and the
+//! reference differ by exactly that; everything else (manifest, knobs, shipped files) is the
+//! reference's. Which clauses must catch it is recorded in
 //! `fixtures/expected.toml` under the mutant's name, like a candidate's verdicts.
 
 use std::path::{Path, PathBuf};
 
-use harness::candidate::{Candidate, Variant};
+use harness::candidate::{Candidate, SourceEdit, Variant};
 use serde::Deserialize;
 
 use crate::certify::{self, PrepareError};
@@ -27,6 +28,9 @@ struct MutantManifest {
     /// The contract areas it is graded on (`SHUT`, `PORT`, ...): where the clauses that must
     /// catch it live, and where every other clause must keep the reference's verdict.
     areas: Vec<String>,
+    /// Replacements in the reference's source, each matching exactly once.
+    #[serde(default, rename = "edit")]
+    edits: Vec<SourceEdit>,
 }
 
 /// A loaded mutant, ready to build.
@@ -70,9 +74,9 @@ pub fn load(dir: &Path, candidates: &Path) -> Result<Mutant, String> {
         .filter(|p| p.extension().is_some_and(|x| x == "go"))
         .collect();
     overlay.sort();
-    if overlay.is_empty() {
+    if overlay.is_empty() && manifest.edits.is_empty() {
         return Err(format!(
-            "{} has no Go file: a mutant must change something",
+            "{} has neither a Go file nor an [[edit]]: a mutant must change something",
             dir.display()
         ));
     }
@@ -80,6 +84,7 @@ pub fn load(dir: &Path, candidates: &Path) -> Result<Mutant, String> {
         variant: Variant {
             label: format!("mutant-{name}"),
             overlay,
+            edits: manifest.edits,
             ..Variant::default()
         },
         name,
