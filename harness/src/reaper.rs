@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -29,6 +29,7 @@ enum Resource {
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static REGISTRY: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
 
 /// A registration; dropping it forgets the resource (its owner has cleaned it up).
@@ -138,6 +139,13 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// True once the runner has received SIGINT, SIGTERM or SIGHUP: every process it started is
+/// being (or has been) killed, so whatever a scenario saw from then on is the harness's doing,
+/// not the candidate's.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Reap everything and exit 130 when the runner receives SIGINT, SIGTERM or SIGHUP.
 ///
 /// Runs on its own thread with its own small runtime, so it works under libtest-mimic's thread
@@ -163,6 +171,7 @@ pub fn install_signal_handler() {
                     _ = term.recv() => "SIGTERM",
                     _ = hup.recv() => "SIGHUP",
                 };
+                INTERRUPTED.store(true, Ordering::SeqCst);
                 let _exiting = EXITING.lock().unwrap_or_else(|p| p.into_inner());
                 let n = reap_all();
                 eprintln!("conform: {name} received; stopped and removed {n} process group(s) and directories");

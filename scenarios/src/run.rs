@@ -37,6 +37,14 @@ pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Serv
         }
         Err(failure) => (Err(failure), Evidence::default()),
     };
+    // A scenario still running when the runner was interrupted saw its candidate killed by the
+    // reaper: whatever it concluded is not the candidate's doing.
+    let outcome = match outcome {
+        Err(_) if harness::reaper::interrupted() => Err(Failure::harness(
+            "interrupted: the run received a signal and stopped the candidate before this clause finished",
+        )),
+        other => other,
+    };
     let verdict = Verdict::from_outcome(clause.level, outcome);
     clause.result(verdict, started.elapsed(), evidence)
 }
