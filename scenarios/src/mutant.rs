@@ -31,7 +31,15 @@ struct MutantManifest {
     /// Replacements in the reference's source, each matching exactly once.
     #[serde(default, rename = "edit")]
     edits: Vec<SourceEdit>,
+    /// Go files from `fixtures/mutants/_shared/` added too: code two mutants of different
+    /// frameworks both need (the same breakage, not the same hook).
+    #[serde(default)]
+    shared: Vec<String>,
 }
+
+/// The directory of Go files mutants may share, beside the mutants; it has no `mutant.toml`, so
+/// it is not a mutant itself.
+const SHARED: &str = "_shared";
 
 /// A loaded mutant, ready to build.
 #[derive(Debug, Clone)]
@@ -74,6 +82,18 @@ pub fn load(dir: &Path, candidates: &Path) -> Result<Mutant, String> {
         .filter(|p| p.extension().is_some_and(|x| x == "go"))
         .collect();
     overlay.sort();
+    let shared_dir = dir.parent().unwrap_or(dir).join(SHARED);
+    for file in &manifest.shared {
+        let path = shared_dir.join(file);
+        if !path.is_file() {
+            return Err(format!(
+                "{}: shared file {} does not exist",
+                dir.join("mutant.toml").display(),
+                path.display()
+            ));
+        }
+        overlay.push(path);
+    }
     if overlay.is_empty() && manifest.edits.is_empty() {
         return Err(format!(
             "{} has neither a Go file nor an [[edit]]: a mutant must change something",
