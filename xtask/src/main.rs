@@ -12,6 +12,10 @@
 //! - `cargo xtask bench`   — measured figures (service start times for both providers, the
 //!   collector's build, ready and round-trip times, certification wall time).
 //!
+//! Every Go build under these commands gets its framework modules from `../shared/goproxy`, a
+//! file-based module proxy, when that directory exists beside the checkout: it goes in front of
+//! whatever `GOPROXY` Go would use otherwise (see [`module_source`]).
+//!
 //! Plain std, no dependencies: this must build before anything else works.
 
 use std::path::{Path, PathBuf};
@@ -78,10 +82,45 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The `GOPROXY` for every Go build run from here: `file://<abs>/shared/goproxy` (the module
+/// mirror beside the checkout, holding both frameworks' releases) in front of the proxy Go would
+/// use otherwise (`go env GOPROXY`, which honours the user's own setting). `None` when there is no
+/// mirror, or the user's `GOPROXY` already names it: then Go's own setting stands untouched.
+/// Computed once and announced once.
+fn module_source() -> Option<&'static str> {
+    static SOURCE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SOURCE
+        .get_or_init(|| {
+            let mirror = root().parent()?.join("shared/goproxy").canonicalize().ok()?;
+            if !mirror.is_dir() {
+                return None;
+            }
+            let out = Command::new("go").args(["env", "GOPROXY"]).env("GOTOOLCHAIN", "local").output().ok()?;
+            let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let front = format!("file://{}", mirror.display());
+            if base.split([',', '|']).any(|p| p == front) {
+                return None;
+            }
+            let proxy = if base.is_empty() { front } else { format!("{front},{base}") };
+            eprintln!("xtask: Go modules from GOPROXY={proxy}");
+            Some(proxy)
+        })
+        .as_deref()
+}
+
+/// `cmd` with the local toolchain and the module source of [`module_source`].
+fn go_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("GOTOOLCHAIN", "local");
+    if let Some(proxy) = module_source() {
+        cmd.env("GOPROXY", proxy);
+    }
+    cmd
+}
+
 /// Run a command in the workspace root, streaming its output; fail with its exit code.
 fn run(cmd: &mut Command) -> Result<(), Failure> {
     let shown = format!("{cmd:?}");
-    let status = cmd
+    let status = go_env(cmd)
         .current_dir(root())
         .status()
         .map_err(|e| fail(format!("cannot run {shown}: {e}")))?;
@@ -183,7 +222,6 @@ fn collector() -> Result<(), Failure> {
     let started = Instant::now();
     let result = run(Command::new("cargo")
         .args(["run", "--locked", "--quiet", "--bin", "conform", "--", "collector"])
-        .env("GOTOOLCHAIN", "local")
         .env("CGO_ENABLED", "0"));
     match result {
         Ok(()) => eprintln!(
@@ -205,10 +243,9 @@ fn test(rest: &[String]) -> Result<(), Failure> {
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(rest)
-        .env("GOTOOLCHAIN", "local")
         .current_dir(root())
         .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
+    let mut child = go_env(&mut cmd).spawn().map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
@@ -317,7 +354,7 @@ fn certify(rest: &[String]) -> Result<(), Failure> {
     if !rest.iter().any(|a| root().join(a).join("candidate.toml").is_file()) {
         cmd.args(["fixtures/candidates/gofastr", "fixtures/candidates/gofr"]);
     }
-    cmd.args(rest).env("GOTOOLCHAIN", "local");
+    cmd.args(rest);
     run(&mut cmd)
 }
 
@@ -337,7 +374,7 @@ fn bench(rest: &[String]) -> Result<(), Failure> {
     println!("\n== certification wall time (conform certify, release build)");
     for candidate in ["gofastr", "gofr"] {
         let start = Instant::now();
-        let status = Command::new(root().join("target/release/conform"))
+        let status = go_env(&mut Command::new(root().join("target/release/conform")))
             .args([
                 "certify",
                 &format!("fixtures/candidates/{candidate}"),
