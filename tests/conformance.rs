@@ -117,30 +117,67 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
     }
 }
 
+/// What a trial runs on: a target built up front (the reference candidates), one built by the
+/// first of its trials that runs (the mutants, see [`LazyBuild`]), or the reason there is none.
+enum Built {
+    /// Listing (nextest does this first): nothing is built and the trial does nothing.
+    Listing,
+    /// Built, or the reason it could not be (failed, or ignored when the module is not served).
+    Now(Result<Arc<Target>, support::Unavailable>),
+    /// Built on first use.
+    Lazy(Arc<LazyBuild>),
+}
+
+/// A mutant's build, made by the first of its trials that runs and shared by the rest: a
+/// filtered run builds only the mutants it grades, and the builds of one mutant overlap with the
+/// other trials' waiting on their candidates instead of all running before the first trial.
+struct LazyBuild {
+    mutant: scenarios::mutant::Mutant,
+    cache: BuildCache,
+    built: std::sync::OnceLock<Result<Arc<Target>, String>>,
+}
+
+impl LazyBuild {
+    fn get(&self) -> Result<Arc<Target>, String> {
+        self.built
+            .get_or_init(|| {
+                self.mutant
+                    .build(&self.cache)
+                    .map_err(|e| support::unavailable(e).message)
+            })
+            .clone()
+    }
+}
+
 /// One (candidate, clause) trial: run the clause on the built target and compare it with what
 /// `expected.toml` wants; with nothing built (listing) it does nothing; a target that could not
 /// be built fails it, or marks it ignored when the framework module is not served.
 fn clause_trial(
     name: String,
     clause: Clause,
-    built: &Option<Result<Arc<Target>, support::Unavailable>>,
+    built: &Built,
     want: Option<Expected>,
     rt: &Arc<tokio::runtime::Runtime>,
     services: &Arc<Services>,
 ) -> Trial {
+    let (rt, services) = (rt.clone(), services.clone());
+    let run = move |target: Arc<Target>| {
+        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+        compare(&result, want.as_ref())
+    };
     match built {
-        // Listing (nextest does this first) must not build anything.
-        None => Trial::test(name, || Ok(())),
-        Some(Ok(target)) => {
-            let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
-            Trial::test(name, move || {
-                let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
-                compare(&result, want.as_ref())
-            })
+        Built::Listing => Trial::test(name, || Ok(())),
+        Built::Now(Ok(target)) => {
+            let target = target.clone();
+            Trial::test(name, move || run(target))
         }
-        Some(Err(why)) => {
+        Built::Now(Err(why)) => {
             let msg = why.message.clone();
             Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
+        }
+        Built::Lazy(lazy) => {
+            let lazy = lazy.clone();
+            Trial::test(name, move || run(lazy.get()?))
         }
     }
 }
@@ -155,6 +192,7 @@ fn main() {
     let mut trials = Vec::new();
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
+    let mut not_served: BTreeMap<&str, support::Unavailable> = BTreeMap::new();
 
     for dir in support::candidate_dirs() {
         let prepared = match support::prepare(&dir, &cache, args.list) {
@@ -177,13 +215,15 @@ fn main() {
                 .and_then(|e| e.get(&name))
                 .and_then(|c| c.get(clause.id))
                 .cloned();
-            let trial = clause_trial(trial_name, clause, &prepared.target, want, &rt, &services);
+            let built = prepared.target.clone().map_or(Built::Listing, Built::Now);
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services);
             trials.push(trial.with_kind(framework.name()));
         }
         if let Some(Err(why)) = &prepared.target
             && why.ignored
         {
             unavailable.push(why.message.clone());
+            not_served.insert(framework.name(), why.clone());
         }
     }
     // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
@@ -223,7 +263,17 @@ fn main() {
                 Err(msg.clone().into())
             }));
         }
-        let built = (!args.list).then(|| mutant.build(&cache).map_err(support::unavailable));
+        // A mutant of a framework whose module is not served here is ignored like its reference;
+        // otherwise it is built by its first trial.
+        let built = match not_served.get(mutant.framework.name()) {
+            _ if args.list => Built::Listing,
+            Some(why) => Built::Now(Err(why.clone())),
+            None => Built::Lazy(Arc::new(LazyBuild {
+                mutant: mutant.clone(),
+                cache: cache.clone(),
+                built: std::sync::OnceLock::new(),
+            })),
+        };
         if targets.is_empty() {
             let name = mutant.name.clone();
             trials.push(Trial::test(format!("{name}::targets"), move || {

@@ -59,6 +59,7 @@ pub(crate) fn load_candidates(
 }
 
 /// Why a candidate's trials cannot run.
+#[derive(Clone)]
 pub(crate) struct Unavailable {
     /// The error, as printed and as each trial's failure.
     pub(crate) message: String,
