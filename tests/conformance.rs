@@ -149,6 +149,33 @@ impl LazyBuild {
     }
 }
 
+/// Wall time per kind of trial (the reference candidates, the mutants): from the first trial of
+/// that kind to start to the last to end, printed at the end so a CI log says where the
+/// conformance binary's time went (`cargo xtask test` times whole binaries only).
+#[derive(Default)]
+struct Spans(std::sync::Mutex<BTreeMap<&'static str, (std::time::Instant, std::time::Instant)>>);
+
+impl Spans {
+    fn record(&self, kind: &'static str, started: std::time::Instant) {
+        let now = std::time::Instant::now();
+        let mut spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let span = spans.entry(kind).or_insert((started, now));
+        span.0 = span.0.min(started);
+        span.1 = span.1.max(now);
+    }
+
+    fn print(&self) {
+        let spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let parts: Vec<String> = spans
+            .iter()
+            .map(|(kind, (a, b))| format!("{kind} trials {:.1} s", (*b - *a).as_secs_f64()))
+            .collect();
+        if !parts.is_empty() {
+            eprintln!("conformance: wall time {}", parts.join(", "));
+        }
+    }
+}
+
 /// One (candidate, clause) trial: run the clause on the built target and compare it with what
 /// `expected.toml` wants; with nothing built (listing) it does nothing; a target that could not
 /// be built fails it, or marks it ignored when the framework module is not served.
@@ -159,10 +186,13 @@ fn clause_trial(
     want: Option<Expected>,
     rt: &Arc<tokio::runtime::Runtime>,
     services: &Arc<Services>,
+    (kind, spans): (&'static str, &Arc<Spans>),
 ) -> Trial {
-    let (rt, services) = (rt.clone(), services.clone());
+    let (rt, services, spans) = (rt.clone(), services.clone(), spans.clone());
     let run = move |target: Arc<Target>| {
+        let started = std::time::Instant::now();
         let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+        spans.record(kind, started);
         compare(&result, want.as_ref())
     };
     match built {
@@ -182,8 +212,24 @@ fn clause_trial(
     }
 }
 
+/// How many trials run at once when neither `--test-threads` nor `CONFORM_TEST_THREADS` says:
+/// twice the cores. A trial spends most of its time waiting on its candidate (boots, drains,
+/// probes), in its own database, on its own ports and in its own temp dir, so the cores are not
+/// what limits it; measured in the README (Tests).
+fn default_threads() -> usize {
+    if let Some(n) = std::env::var("CONFORM_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
+
 fn main() {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    args.test_threads.get_or_insert_with(default_threads);
     harness::reaper::install_signal_handler();
     let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
     let services = Arc::new(Services::new(Provider::Native).expect("services"));
@@ -192,6 +238,7 @@ fn main() {
     let mut trials = Vec::new();
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
+    let spans = Arc::new(Spans::default());
     let mut not_served: BTreeMap<&str, support::Unavailable> = BTreeMap::new();
 
     for dir in support::candidate_dirs() {
@@ -216,7 +263,7 @@ fn main() {
                 .and_then(|c| c.get(clause.id))
                 .cloned();
             let built = prepared.target.clone().map_or(Built::Listing, Built::Now);
-            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services);
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("reference", &spans));
             trials.push(trial.with_kind(framework.name()));
         }
         if let Some(Err(why)) = &prepared.target
@@ -286,7 +333,7 @@ fn main() {
         for clause in graded {
             let trial_name = format!("{}::{}", mutant.name, clause.id);
             let want = targets.get(clause.id).or_else(|| base.get(clause.id)).cloned();
-            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services);
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("mutant", &spans));
             trials.push(trial.with_kind("mutant"));
         }
     }
@@ -297,6 +344,7 @@ fn main() {
 
     support::announce_ignored(&unavailable);
     let conclusion = libtest_mimic::run(&args, trials);
+    spans.print();
     if let Ok(services) = Arc::try_unwrap(services) {
         rt.block_on(services.shutdown());
     }
