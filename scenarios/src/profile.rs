@@ -253,6 +253,9 @@ pub static GOFASTR: Profile = Profile {
         // App.Start remaps the port inside a linked git worktree (isolation.md); the harness
         // runs from temp dirs, and this makes that explicit. GF-PORT-7 removes it on purpose.
         ("GOFASTR_ISOLATION", "off"),
+        // Nothing a candidate sends to a host that is not loopback leaves the machine.
+        ("HTTPS_PROXY", LOOPBACK_ONLY_PROXY),
+        ("HTTP_PROXY", LOOPBACK_ONLY_PROXY),
     ],
     // AppConfig.ShutdownTimeout is code, not env: the candidate maps its knob onto it.
     shutdown_timeout_env: None,
@@ -264,6 +267,10 @@ pub static GOFASTR: Profile = Profile {
     repository: "DonaldMurillo/gofastr",
     docs_path: "framework/docs/content/{page}",
 };
+
+/// A proxy on a closed loopback port (9, discard, which nothing here serves): every request a Go
+/// candidate makes to a host that is not loopback fails there, so nothing leaves the machine.
+const LOOPBACK_ONLY_PROXY: &str = "http://127.0.0.1:9";
 
 /// GoFr: `HTTP_PORT` and `METRICS_PORT`, `DB_DIALECT` + `DB_*`, `/.well-known/*` probes,
 /// `configs/` read from the working directory.
@@ -292,6 +299,12 @@ pub static GOFR: Profile = Profile {
         // Without it GoFr posts to gofr.dev at boot and at shutdown, and the shutdown ping runs
         // before the drain (catalogue D-6). conform never sends traffic off the machine.
         ("GOFR_TELEMETRY", "false"),
+        // Should a candidate turn telemetry back on (a mutant that stops reading configs/ does),
+        // its ping to gofr.dev goes to a closed loopback port instead of the network: Go's
+        // net/http sends non-loopback requests through these proxies and never loopback ones,
+        // so the harness's own receivers and dependencies are reached directly.
+        ("HTTPS_PROXY", LOOPBACK_ONLY_PROXY),
+        ("HTTP_PROXY", LOOPBACK_ONLY_PROXY),
         // Span export every 200 ms instead of 5 s, so tracing scenarios wait less.
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
     ],
