@@ -280,7 +280,10 @@ fn at_release(
     version: &str,
     options: &CertifyOptions,
 ) -> Result<Vec<(harness::candidate::Candidate, scenarios::profile::Framework)>, String> {
-    let mut modules: Vec<&str> = loaded.iter().map(|(c, _)| c.manifest.framework_module.as_str()).collect();
+    let mut modules: Vec<&str> = loaded
+        .iter()
+        .map(|(c, _)| c.manifest.framework_module.as_str())
+        .collect();
     modules.sort_unstable();
     modules.dedup();
     if modules.len() > 1 {

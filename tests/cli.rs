@@ -557,12 +557,17 @@ fn a_malformed_framework_version_is_a_usage_error() {
         let t = text(&out);
         assert_eq!(out.status.code(), Some(64), "{bad}: {t}");
         assert!(
-            t.contains(&format!("--framework-version: {bad:?} is not a framework release version"))
-                && t.contains("expected v<semver>"),
+            t.contains(&format!(
+                "--framework-version: {bad:?} is not a framework release version"
+            )) && t.contains("expected v<semver>"),
             "{bad}: {t}"
         );
     }
-    assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 0, "no report for a usage error");
+    assert_eq!(
+        std::fs::read_dir(&reports).unwrap().count(),
+        0,
+        "no report for a usage error"
+    );
     sb.assert_clean();
 }
 
@@ -587,7 +592,10 @@ fn a_framework_version_no_source_serves_is_module_not_served_in_every_clause() {
     assert_eq!(out.status.code(), Some(2), "the harness could not judge: {t}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("gofr.json")).unwrap()).unwrap();
-    assert_eq!(report["framework_version"], version, "the version asked for, not the pin");
+    assert_eq!(
+        report["framework_version"], version,
+        "the version asked for, not the pin"
+    );
     assert_eq!(report["framework_version_pinned"], "v1.56.6");
     let results = report["results"].as_array().unwrap();
     assert!(results.len() > 1, "every PORT clause is reported: {results:?}");
@@ -605,9 +613,12 @@ fn a_framework_version_no_source_serves_is_module_not_served_in_every_clause() {
         );
     }
     let md = std::fs::read_to_string(reports.join("gofr.md")).unwrap();
-    assert!(md.contains(&format!("gofr.dev {version} (manifest pins v1.56.6)")), "{md}");
     assert!(
-        t.contains(&format!("gofr [gofr.dev {version} (manifest pins v1.56.6)]: ")),
+        md.contains(&format!("gofr.dev {version}, manifest pins v1.56.6")),
+        "{md}"
+    );
+    assert!(
+        t.contains(&format!("gofr [gofr.dev {version}, manifest pins v1.56.6]: ")),
         "the human summary names the release built: {t}"
     );
     sb.assert_clean();

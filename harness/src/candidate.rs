@@ -257,7 +257,10 @@ impl Candidate {
     /// (every report, doc link and framework tool then uses it) and the pin is kept in
     /// [`Candidate::pinned_version`].
     pub fn at_framework_version(mut self, version: &str) -> Candidate {
-        let pinned = self.pinned_version.clone().unwrap_or_else(|| self.manifest.framework_version.clone());
+        let pinned = self
+            .pinned_version
+            .clone()
+            .unwrap_or_else(|| self.manifest.framework_version.clone());
         if version == pinned {
             self.manifest.framework_version = pinned;
             self.pinned_version = None;
@@ -372,12 +375,18 @@ impl Candidate {
             cmd.args(["-tags", &tags.join(",")]);
         }
         cmd.arg("-o").arg(&partial).arg(&spec.package);
-        let shown = format!(
+        let mut shown = format!(
             "CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{}' -tags '{}' -o <bin> {}",
             ldflags.trim(),
             tags.join(","),
             spec.package
         );
+        if self.pinned_version.is_some() {
+            shown.push_str(&format!(
+                " (module graph resolved afresh for {}@{})",
+                self.manifest.framework_module, self.manifest.framework_version
+            ));
+        }
         let (succeeded, text) = run_go(cmd, &name, &bin_dir.join(format!("{stem}.log")))?;
         let _ = std::fs::remove_dir_all(&src);
         if !succeeded {

@@ -119,7 +119,13 @@ mod tests {
 
     #[test]
     fn versions() {
-        for ok in ["v1.55.0", "v0.66.0", "v1.0.0-conform-missing", "v2.1.3-rc.1+meta.7", "v10.20.30"] {
+        for ok in [
+            "v1.55.0",
+            "v0.66.0",
+            "v1.0.0-conform-missing",
+            "v2.1.3-rc.1+meta.7",
+            "v10.20.30",
+        ] {
             validate_version(ok).unwrap();
         }
         for (bad, why) in [

@@ -207,7 +207,13 @@ fn junit_report() {
 /// A run of the GoFr candidate built against the previous release (`certify --framework-version
 /// v1.55.0`) while its manifest pins v1.56.6: every format names the version built and the pin.
 fn cross_release_report() -> Report {
-    let results = vec![result("GR-PORT-1", Level::Must, "PORT", Verdict::Pass, Evidence::default())];
+    let results = vec![result(
+        "GR-PORT-1",
+        Level::Must,
+        "PORT",
+        Verdict::Pass,
+        Evidence::default(),
+    )];
     Report {
         framework_version: "v1.55.0".into(),
         framework_version_pinned: Some("v1.56.6".into()),
@@ -228,11 +234,14 @@ fn a_cross_release_run_names_the_version_built_and_the_pin() {
         !report::json(&report()).contains("framework_version_pinned"),
         "a run on the pinned release has no pin field"
     );
-    let label = "gofr.dev v1.55.0 (manifest pins v1.56.6)";
+    let label = "gofr.dev v1.55.0, manifest pins v1.56.6";
     let md = report::markdown(std::slice::from_ref(&r), &parity());
     assert!(md.contains(label), "{md}");
     let page = report::html(std::slice::from_ref(&r), &parity());
-    assert!(page.contains(&format!("<title>conform: gofr ({label})</title>")), "{page}");
+    assert!(
+        page.contains(&format!("<title>conform: gofr ({label})</title>")),
+        "{page}"
+    );
     assert!(page.contains(&format!("<td>{label}</td>")), "{page}");
     let xml = report::junit(std::slice::from_ref(&r));
     assert!(

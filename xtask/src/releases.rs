@@ -91,6 +91,5 @@ fn certify(args: &[&str]) -> Result<(), Failure> {
 }
 
 fn path(p: &Path) -> Result<&str, Failure> {
-    p.to_str()
-        .ok_or_else(|| fail(format!("{} is not UTF-8", p.display())))
+    p.to_str().ok_or_else(|| fail(format!("{} is not UTF-8", p.display())))
 }

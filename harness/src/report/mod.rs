@@ -125,11 +125,11 @@ pub struct Report {
 
 impl Report {
     /// The framework as every format names it: `gofr.dev v1.56.6`, or, when the build used
-    /// another release than the manifest pins, `gofr.dev v1.55.0 (manifest pins v1.56.6)`.
+    /// another release than the manifest pins, `gofr.dev v1.55.0, manifest pins v1.56.6`.
     pub fn framework_label(&self) -> String {
         match &self.framework_version_pinned {
             Some(pinned) => format!(
-                "{} {} (manifest pins {pinned})",
+                "{} {}, manifest pins {pinned}",
                 self.framework_module, self.framework_version
             ),
             None => format!("{} {}", self.framework_module, self.framework_version),
