@@ -49,6 +49,9 @@ pub(crate) struct CertifyOptions {
     /// A directory of mutants (`fixtures/mutants`): each mutant of a certified candidate is run
     /// on its areas and the candidate's report carries the kill matrix.
     pub(crate) mutants: Option<PathBuf>,
+    /// `--framework-version`: the release to build against instead of the manifests' pin
+    /// (already validated as `v<semver>`).
+    pub(crate) framework_version: Option<String>,
 }
 
 /// Certify every candidate in `dirs`; the exit code.
@@ -62,6 +65,15 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             Ok(c) => loaded.push(c),
             Err(err) => {
                 eprintln!("conform: {err}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if let Some(version) = &options.framework_version {
+        match at_release(loaded, version, options) {
+            Ok(at) => loaded = at,
+            Err(why) => {
+                eprintln!("conform: --framework-version {version}: {why}");
                 return EXIT_USAGE;
             }
         }
@@ -130,8 +142,13 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
         };
         let name = candidate.manifest.name.clone();
         eprintln!(
-            "conform: building {name} ({} {})",
-            candidate.manifest.framework_module, candidate.manifest.framework_version
+            "conform: building {name} ({} {}{})",
+            candidate.manifest.framework_module,
+            candidate.manifest.framework_version,
+            match &candidate.pinned_version {
+                Some(pinned) => format!(", not the manifest's pin {pinned}: module graph resolved afresh"),
+                None => String::new(),
+            }
         );
         let built = tokio::task::spawn_blocking({
             let (cache, candidate) = (cache.clone(), candidate.clone());
@@ -253,6 +270,35 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
         Err(_) => eprintln!("conform: services still in use at exit; they are killed by their owners"),
     }
     worst
+}
+
+/// The candidates rebuilt against `version` of their framework. One release names one module, so
+/// candidates of two frameworks cannot share it; mutants are built from the pinned reference, so
+/// a kill matrix at another release is refused rather than silently mixed.
+fn at_release(
+    loaded: Vec<(harness::candidate::Candidate, scenarios::profile::Framework)>,
+    version: &str,
+    options: &CertifyOptions,
+) -> Result<Vec<(harness::candidate::Candidate, scenarios::profile::Framework)>, String> {
+    let mut modules: Vec<&str> = loaded
+        .iter()
+        .map(|(c, _)| c.manifest.framework_module.as_str())
+        .collect();
+    modules.sort_unstable();
+    modules.dedup();
+    if modules.len() > 1 {
+        return Err(format!(
+            "one release names one framework module, and these candidates use {}; certify them one framework at a time",
+            modules.join(" and ")
+        ));
+    }
+    if options.mutants.is_some() {
+        return Err("--mutants is not supported with another release (mutants are built on the manifest's pin)".into());
+    }
+    Ok(loaded
+        .into_iter()
+        .map(|(c, f)| (c.at_framework_version(version), f))
+        .collect())
 }
 
 /// The exit code of several candidates: any failure wins, then any unjudged, else success.
@@ -396,8 +442,14 @@ fn written(result: std::io::Result<Vec<PathBuf>>) -> bool {
 fn print_summary(report: &Report, style: Style) {
     let s = &report.summary;
     let headline = style.headline(report);
+    // The framework is named only when the build used another release than the pin, so the
+    // common line stays short.
+    let release = match &report.framework_version_pinned {
+        Some(_) => format!(" [{}]", report.framework_label()),
+        None => String::new(),
+    };
     say!(
-        "{}: {headline}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
+        "{}{release}: {headline}: {} pass, {} fail, {} error, {} skip, {} observed (must {}/{}) in {:.1} s",
         report.candidate,
         s.pass,
         s.fail,

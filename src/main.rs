@@ -113,6 +113,11 @@ enum Command {
         /// certified candidate, and add the kill matrix to its report.
         #[arg(long)]
         mutants: Option<PathBuf>,
+        /// Build the candidates against this release of their framework module (`v<semver>`,
+        /// e.g. v1.55.0) instead of the version their manifest pins; the module graph is resolved
+        /// afresh for it, and every report records the version built beside the pin.
+        #[arg(long, value_name = "VERSION")]
+        framework_version: Option<String>,
     },
 }
 
@@ -179,7 +184,14 @@ fn main() {
             no_preflight,
             no_progress,
             mutants,
+            framework_version,
         } => {
+            if let Some(version) = &framework_version
+                && let Err(why) = harness::release::validate_version(version)
+            {
+                eprintln!("conform: --framework-version: {why}");
+                harness::reaper::exit(EXIT_USAGE);
+            }
             let options = CertifyOptions {
                 provider,
                 postgres_image,
@@ -195,6 +207,7 @@ fn main() {
                 preflight: !no_preflight,
                 style: Style::detect(no_progress),
                 mutants,
+                framework_version,
             };
             match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt.block_on(certify::certify_all(&candidates, &options)),

@@ -581,3 +581,86 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn a_malformed_framework_version_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    for bad in ["1.55.0", "v1.55", "latest", "v1.55.0-"] {
+        let out = sb.run(&[
+            "certify",
+            "fixtures/candidates/gofr",
+            "--framework-version",
+            bad,
+            "--out",
+            reports.to_str().unwrap(),
+        ]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(64), "{bad}: {t}");
+        assert!(
+            t.contains(&format!(
+                "--framework-version: {bad:?} is not a framework release version"
+            )) && t.contains("expected v<semver>"),
+            "{bad}: {t}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&reports).unwrap().count(),
+        0,
+        "no report for a usage error"
+    );
+    sb.assert_clean();
+}
+
+#[test]
+fn a_framework_version_no_source_serves_is_module_not_served_in_every_clause() {
+    // Cheap: the build stops at `go mod tidy` (the module graph resolved afresh for the asked
+    // release), which fails on the framework module before anything is compiled.
+    let sb = Sandbox::new();
+    let reports = sb.path("reports");
+    let version = "v1.0.0-conform-missing";
+    let out = sb.run(&[
+        "certify",
+        "fixtures/candidates/gofr",
+        "--framework-version",
+        version,
+        "--area",
+        "PORT",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "the harness could not judge: {t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("gofr.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["framework_version"], version,
+        "the version asked for, not the pin"
+    );
+    assert_eq!(report["framework_version_pinned"], "v1.56.6");
+    let results = report["results"].as_array().unwrap();
+    assert!(results.len() > 1, "every PORT clause is reported: {results:?}");
+    for r in results {
+        assert_eq!(r["verdict"], "error", "{r}");
+        let message = r["message"].as_str().unwrap();
+        // conform's classification, then Go's own line naming the module version it could not get.
+        assert!(
+            message.contains(&format!("does not serve gofr.dev@{version}:"))
+                && message.contains(&format!("gofr.dev@{version}: reading "))
+                && ["403 Forbidden", "404 Not Found", "no such file or directory"]
+                    .iter()
+                    .any(|why| message.contains(why)),
+            "{message}"
+        );
+    }
+    let md = std::fs::read_to_string(reports.join("gofr.md")).unwrap();
+    assert!(
+        md.contains(&format!("gofr.dev {version}, manifest pins v1.56.6")),
+        "{md}"
+    );
+    assert!(
+        t.contains(&format!("gofr [gofr.dev {version}, manifest pins v1.56.6]: ")),
+        "the human summary names the release built: {t}"
+    );
+    sb.assert_clean();
+}

@@ -6,6 +6,9 @@
 //! A build that fails because the module proxy does not serve the framework is reported as
 //! [`BuildError::ModuleNotServed`], distinct from a broken fixture, because it is a fact about the
 //! machine and not about the candidate.
+//! A candidate can be built against another release of its framework than the one its manifest
+//! pins ([`Candidate::at_framework_version`]); the module graph is then resolved afresh for that
+//! release in the build copy (see [`crate::release`]), and the version is part of the cache key.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +33,9 @@ pub struct Candidate {
     pub manifest_path: PathBuf,
     /// The manifest's text (for error positions).
     pub manifest_text: String,
+    /// The manifest's own `framework_version` when the candidate is built against another
+    /// release (`manifest.framework_version` then holds the version actually built).
+    pub pinned_version: Option<String>,
 }
 
 /// Why a candidate directory could not be loaded.
@@ -242,7 +248,27 @@ impl Candidate {
             manifest,
             manifest_path,
             manifest_text,
+            pinned_version: None,
         })
+    }
+
+    /// The same candidate built against `version` of its framework module. When that is the
+    /// manifest's pin nothing changes; otherwise `manifest.framework_version` becomes `version`
+    /// (every report, doc link and framework tool then uses it) and the pin is kept in
+    /// [`Candidate::pinned_version`].
+    pub fn at_framework_version(mut self, version: &str) -> Candidate {
+        let pinned = self
+            .pinned_version
+            .clone()
+            .unwrap_or_else(|| self.manifest.framework_version.clone());
+        if version == pinned {
+            self.manifest.framework_version = pinned;
+            self.pinned_version = None;
+        } else {
+            self.manifest.framework_version = version.to_string();
+            self.pinned_version = Some(pinned);
+        }
+        self
     }
 
     /// The candidate's name.
@@ -278,6 +304,14 @@ impl Candidate {
         let mut tags = spec.tags.clone();
         tags.extend(variant.tags.iter().cloned());
         let mut settings = format!("{go_version}\n{}\n{ldflags}\n{}\n", spec.package, tags.join(","));
+        // The framework release is part of the key: the same source built against another
+        // release (module graph resolved afresh) is another binary.
+        settings.push_str(&format!(
+            "framework {}@{}{}\n",
+            self.manifest.framework_module,
+            self.manifest.framework_version,
+            if self.pinned_version.is_some() { " afresh" } else { "" }
+        ));
         for file in &variant.overlay {
             let text =
                 std::fs::read_to_string(file).map_err(|e| io(format!("reading overlay {}: {e}", file.display())))?;
@@ -318,6 +352,18 @@ impl Candidate {
         for edit in &variant.edits {
             edit.apply(&src.join(&spec.package)).map_err(io)?;
         }
+        if self.pinned_version.is_some() {
+            let resolved = crate::release::resolve_afresh(
+                &name,
+                &src,
+                &self.manifest.framework_module,
+                &self.manifest.framework_version,
+            );
+            if let Err(err) = resolved {
+                let _ = std::fs::remove_dir_all(&src);
+                return Err(err);
+            }
+        }
         std::fs::create_dir_all(&bin_dir).map_err(|e| io(format!("creating {}: {e}", bin_dir.display())))?;
         let partial = bin_dir.join(format!(".{stem}.partial"));
         let mut cmd = process::go_command(&src);
@@ -329,12 +375,18 @@ impl Candidate {
             cmd.args(["-tags", &tags.join(",")]);
         }
         cmd.arg("-o").arg(&partial).arg(&spec.package);
-        let shown = format!(
+        let mut shown = format!(
             "CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{}' -tags '{}' -o <bin> {}",
             ldflags.trim(),
             tags.join(","),
             spec.package
         );
+        if self.pinned_version.is_some() {
+            shown.push_str(&format!(
+                " (module graph resolved afresh for {}@{})",
+                self.manifest.framework_module, self.manifest.framework_version
+            ));
+        }
         let (succeeded, text) = run_go(cmd, &name, &bin_dir.join(format!("{stem}.log")))?;
         let _ = std::fs::remove_dir_all(&src);
         if !succeeded {
@@ -405,6 +457,9 @@ pub(crate) fn classify_go_failure(
         "not permitted",
         "not available",
         "no such host",
+        // A file:// proxy that lacks the version, and a proxy list that ends before serving it.
+        "no such file or directory",
+        "module lookup disabled",
     ];
     // A file-based proxy (a `file://` mirror) that lacks the module says so as a missing file.
     let missing_file = |l: &str| l.contains("reading file://") && l.contains("no such file or directory");

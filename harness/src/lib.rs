@@ -20,6 +20,7 @@ pub mod process;
 pub mod prometheus;
 pub mod reaper;
 pub mod redact;
+pub mod release;
 pub mod report;
 pub mod running;
 pub mod service;

@@ -143,6 +143,7 @@ fn report() -> Report {
         framework: "gofastr".into(),
         framework_module: "github.com/DonaldMurillo/gofastr".into(),
         framework_version: "v0.67.0".into(),
+        framework_version_pinned: None,
         provider: "native".into(),
         collector: "none".into(),
         source_hash: "0123456789abcdef0123456789abcdef".into(),
@@ -201,6 +202,55 @@ fn junit_report() {
     assert_eq!(xml.matches("<error").count(), 1, "{xml}");
     assert_eq!(xml.matches("<skipped").count(), 1, "{xml}");
     insta::assert_snapshot!(xml);
+}
+
+/// A run of the GoFr candidate built against the previous release (`certify --framework-version
+/// v1.55.0`) while its manifest pins v1.56.6: every format names the version built and the pin.
+fn cross_release_report() -> Report {
+    let results = vec![result(
+        "GR-PORT-1",
+        Level::Must,
+        "PORT",
+        Verdict::Pass,
+        Evidence::default(),
+    )];
+    Report {
+        framework_version: "v1.55.0".into(),
+        framework_version_pinned: Some("v1.56.6".into()),
+        command: "conform certify fixtures/candidates/gofr --framework-version v1.55.0".into(),
+        summary: Summary::of(&results),
+        results,
+        ..gofr_report()
+    }
+}
+
+#[test]
+fn a_cross_release_run_names_the_version_built_and_the_pin() {
+    let r = cross_release_report();
+    let json = report::json(&r);
+    assert!(json.contains("\"framework_version\": \"v1.55.0\""), "{json}");
+    assert!(json.contains("\"framework_version_pinned\": \"v1.56.6\""), "{json}");
+    assert!(
+        !report::json(&report()).contains("framework_version_pinned"),
+        "a run on the pinned release has no pin field"
+    );
+    let label = "gofr.dev v1.55.0, manifest pins v1.56.6";
+    let md = report::markdown(std::slice::from_ref(&r), &parity());
+    assert!(md.contains(label), "{md}");
+    let page = report::html(std::slice::from_ref(&r), &parity());
+    assert!(
+        page.contains(&format!("<title>conform: gofr ({label})</title>")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("<td>{label}</td>")), "{page}");
+    let xml = report::junit(std::slice::from_ref(&r));
+    assert!(
+        xml.contains(r#"<property name="framework_version_pinned" value="v1.56.6"/>"#),
+        "{xml}"
+    );
+    insta::assert_snapshot!("cross_release_json", json);
+    insta::assert_snapshot!("cross_release_markdown", md);
+    insta::assert_snapshot!("cross_release_junit", xml);
 }
 
 /// Run `program` with `args`, its output captured; a missing program fails the test naming the

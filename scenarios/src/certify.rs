@@ -131,6 +131,7 @@ pub fn report(
         framework: framework.name().to_string(),
         framework_module: m.framework_module.clone(),
         framework_version: m.framework_version.clone(),
+        framework_version_pinned: candidate.pinned_version.clone(),
         provider: info.provider.clone(),
         collector: info.collector.clone(),
         source_hash: source_hash.to_string(),

@@ -9,6 +9,8 @@
 //!   a Go check).
 //! - `cargo xtask images`  — the docker provider's local images (`images/`), each built only when
 //!   `docker image inspect` does not find it: no registry is needed.
+//! - `cargo xtask releases` — both reference candidates certified on the previous release of
+//!   their framework and diffed against the pinned one, into `reports/releases/` (see [`releases`]).
 //! - `cargo xtask bench`   — measured figures (service start times for both providers, the
 //!   collector's build, ready and round-trip times, certification wall time).
 //!
@@ -21,6 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod releases;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,9 +45,10 @@ fn main() -> ExitCode {
         "images" => images(),
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
+        "releases" => setup().and_then(|()| releases::releases(&rest)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|test|images|certify|bench> [args]\n\n{}",
+                "usage: cargo xtask <setup|test|images|certify|releases|bench> [args]\n\n{}",
                 HELP
             );
             return ExitCode::from(64);
@@ -64,6 +69,8 @@ const HELP: &str = "  setup    install what a fresh machine lacks (Debian: postg
   test     setup, images (when a Docker engine answers), the OpenTelemetry Collector (cached), then the whole suite (what CI runs)
   images   build the docker provider's local images that `docker image inspect` does not find
   certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
+  releases setup, then certify both reference candidates on the previous framework release and diff them
+           against the pinned one into reports/releases/ (args: gofastr and/or gofr, default both)
   bench    setup, then measure service start times (native and container Postgres; the collector: build,
            cached, start to ready, span round trip) and certification wall time";
 

@@ -51,10 +51,7 @@ const SCRIPT: &str = r#"
 /// The reports (one per candidate) as one self-contained HTML page.
 pub fn html(reports: &[Report], parity: &[ParityRow]) -> String {
     let title = match reports {
-        [r] => format!(
-            "conform: {} ({} {})",
-            r.candidate, r.framework_module, r.framework_version
-        ),
+        [r] => format!("conform: {} ({})", r.candidate, r.framework_label()),
         _ => format!("conform: {} candidates", reports.len()),
     };
     let mut out = format!(
@@ -74,10 +71,9 @@ pub fn html(reports: &[Report], parity: &[ParityRow]) -> String {
             _ => "error",
         };
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{} {}</td><td class=\"v headline {class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{:.1} s</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td class=\"v headline {class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{:.1} s</td></tr>\n",
             esc(&r.candidate),
-            esc(&r.framework_module),
-            esc(&r.framework_version),
+            esc(&r.framework_label()),
             super::headline(r),
             s.pass,
             s.fail,

@@ -76,6 +76,9 @@ fn case(report: &Report, result: &ClauseResult) -> TestCase {
         "framework",
         format!("{} {}", report.framework_module, report.framework_version),
     ));
+    if let Some(pinned) = &report.framework_version_pinned {
+        case.add_property(Property::new("framework_version_pinned", pinned.clone()));
+    }
     if let Some(launch) = result.evidence.launches.first() {
         case.add_property(Property::new("command", launch.launch.command.join(" ")));
         case.add_property(Property::new("env", launch.env_line()));

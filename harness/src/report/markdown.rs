@@ -18,10 +18,9 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
         [report] => {
             let s = &report.summary;
             out.push_str(&format!(
-                "# conform: {} ({} {})\n\n**{}**. {} clauses: {} pass, {} fail, {} error, {} skip, {} observed; must {}/{}.\n\n",
+                "# conform: {} ({})\n\n**{}**. {} clauses: {} pass, {} fail, {} error, {} skip, {} observed; must {}/{}.\n\n",
                 report.candidate,
-                report.framework_module,
-                report.framework_version,
+                report.framework_label(),
                 super::headline(report),
                 s.total,
                 s.pass,
@@ -49,10 +48,9 @@ pub fn markdown(reports: &[Report], parity: &[ParityRow]) -> String {
             for r in reports {
                 let s = &r.summary;
                 out.push_str(&format!(
-                    "| {} | {} {} | **{}** | {} | {} | {} | {} | {} | {}/{} | {:.1} s |\n",
+                    "| {} | {} | **{}** | {} | {} | {} | {} | {} | {}/{} | {:.1} s |\n",
                     r.candidate,
-                    r.framework_module,
-                    r.framework_version,
+                    r.framework_label(),
                     super::headline(r),
                     s.pass,
                     s.fail,

@@ -94,8 +94,12 @@ pub struct Report {
     pub framework: String,
     /// Framework module path.
     pub framework_module: String,
-    /// Pinned framework version.
+    /// The framework version the candidate was built against: the manifest's pin, or the
+    /// release asked with `certify --framework-version`.
     pub framework_version: String,
+    /// The manifest's pinned version, present only when the build used another release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub framework_version_pinned: Option<String>,
     /// Service provider (`native`, ...).
     pub provider: String,
     /// The OpenTelemetry Collector in the tracing path: `none` (candidates export straight to the
@@ -120,6 +124,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// The framework as every format names it: `gofr.dev v1.56.6`, or, when the build used
+    /// another release than the manifest pins, `gofr.dev v1.55.0, manifest pins v1.56.6`.
+    pub fn framework_label(&self) -> String {
+        match &self.framework_version_pinned {
+            Some(pinned) => format!(
+                "{} {}, manifest pins {pinned}",
+                self.framework_module, self.framework_version
+            ),
+            None => format!("{} {}", self.framework_module, self.framework_version),
+        }
+    }
+
     /// The exit code this report amounts to (see the `EXIT_*` constants).
     pub fn exit_code(&self) -> i32 {
         exit_code(&self.results)
@@ -272,6 +288,7 @@ mod tests {
             framework: "gofr".into(),
             framework_module: "gofr.dev".into(),
             framework_version: "v1.56.6".into(),
+            framework_version_pinned: None,
             provider: "native".into(),
             collector: "none".into(),
             source_hash: "abcdef0123456789abcdef".into(),
