@@ -213,7 +213,7 @@ fn clause_trial(
 }
 
 /// How many trials run at once when neither `--test-threads` nor `CONFORM_TEST_THREADS` says:
-/// four times the cores. A trial spends most of its time waiting on its candidate (boots, drains,
+/// twice the cores. A trial spends most of its time waiting on its candidate (boots, drains,
 /// probes), in its own database, on its own ports and in its own temp dir, so the cores are not
 /// what limits it; measured in the README (Tests).
 fn default_threads() -> usize {
@@ -224,7 +224,7 @@ fn default_threads() -> usize {
     {
         return n;
     }
-    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 fn main() {
