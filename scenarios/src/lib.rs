@@ -11,6 +11,7 @@ pub mod cx;
 pub mod parity;
 pub mod profile;
 pub mod run;
+mod samples;
 pub mod services;
 
 pub mod auth;

@@ -33,7 +33,9 @@ pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Serv
                     "the scenario exceeded its {SCENARIO_CEILING:?} ceiling"
                 ))),
             };
-            (outcome, cx.finish())
+            let mut evidence = cx.finish();
+            crate::samples::mark(clause.id, &mut evidence);
+            (outcome, evidence)
         }
         Err(failure) => (Err(failure), Evidence::default()),
     };

@@ -212,6 +212,14 @@ impl Cx {
         self.evidence.note(key, value);
     }
 
+    /// Record an observation that is one sample of a race the candidate really has, so that
+    /// `conform diff` of two runs of the same build reports it apart instead of as a behaviour
+    /// change. Example: `cx.note_sample(format!("run {run}"), outcome)` for each run of a
+    /// repeated shutdown whose final log line may or may not make it out.
+    pub fn note_sample(&mut self, key: impl Into<String>, value: impl std::fmt::Display) {
+        self.evidence.note_sample(key, value);
+    }
+
     /// A fresh OTLP sink for this scenario ([`Services::otlp`]): the receiver, behind the run's
     /// collector if it has one (then recorded in the evidence).
     pub async fn otlp(&mut self) -> Result<OtlpSink, Failure> {
