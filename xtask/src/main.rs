@@ -95,21 +95,13 @@ fn module_source() -> Option<&'static str> {
             if !mirror.is_dir() {
                 return None;
             }
-            let out = Command::new("go")
-                .args(["env", "GOPROXY"])
-                .env("GOTOOLCHAIN", "local")
-                .output()
-                .ok()?;
+            let out = Command::new("go").args(["env", "GOPROXY"]).env("GOTOOLCHAIN", "local").output().ok()?;
             let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let front = format!("file://{}", mirror.display());
             if base.split([',', '|']).any(|p| p == front) {
                 return None;
             }
-            let proxy = if base.is_empty() {
-                front
-            } else {
-                format!("{front},{base}")
-            };
+            let proxy = if base.is_empty() { front } else { format!("{front},{base}") };
             eprintln!("xtask: Go modules from GOPROXY={proxy}");
             Some(proxy)
         })
@@ -253,9 +245,7 @@ fn test(rest: &[String]) -> Result<(), Failure> {
         .args(rest)
         .current_dir(root())
         .stdout(std::process::Stdio::piped());
-    let mut child = go_env(&mut cmd)
-        .spawn()
-        .map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
+    let mut child = go_env(&mut cmd).spawn().map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
