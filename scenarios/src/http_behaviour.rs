@@ -214,7 +214,8 @@ async fn request_timeout(cx: &mut Cx) -> Result<(), Failure> {
                 .unwrap_or_else(|| "no response".into()),
         );
     }
-    cx.note(
+    // The handler's own 500 and the framework's 408 race at the timeout: which wins varies.
+    cx.note_sample(
         "a handler that returns ctx.Err() at the timeout (recorded, not graded)",
         format!("statuses of {HONOURING_SAMPLES} requests: {}", statuses.join(", ")),
     );

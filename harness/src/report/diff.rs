@@ -204,6 +204,8 @@ pub fn normalise(text: &str) -> String {
             (r"\bsum Some\(\d+(\.\d+)?(e[+-]?\d+)?\)", "sum Some(<sum>)"),
             // GoFr's request log times each request (`"response_time":39`, in µs).
             (r#""response_time":\d+"#, r#""response_time":<duration>"#),
+            // GoFastr's readiness body times each check (`"durationMs":1`).
+            (r#""durationMs":\d+"#, r#""durationMs":<duration>"#),
             // The goroutine a panic stack was printed from.
             (r"\bgoroutine \d+ \[", "goroutine <n> ["),
             // Names the harness draws at random: the traced service, the unrouted path.
@@ -336,6 +338,10 @@ mod tests {
             ),
             ("goroutine 43 [running]:", "goroutine 7 [running]:"),
             (
+                r#"{"name":"db","status":"ok","durationMs":1}"#,
+                r#"{"name":"db","status":"ok","durationMs":0}"#,
+            ),
+            (
                 r#"{"service.name":"conform-svc-231b55"}"#,
                 r#"{"service.name":"conform-svc-77ad0d"}"#,
             ),
@@ -374,6 +380,10 @@ mod tests {
             ),
             ("Application shutdown complete", "Application shutdown started"),
             ("cache-control: no-store", "cache-control: no-cache"),
+            (
+                r#"{"name":"db","status":"ok","durationMs":1}"#,
+                r#"{"name":"db","status":"down","durationMs":1}"#,
+            ),
             (
                 "goroutine 43 [running]: main.boom",
                 "goroutine 43 [running]: main.other",

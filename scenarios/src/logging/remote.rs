@@ -277,7 +277,8 @@ pub(super) async fn edge_values(cx: &mut Cx) -> Result<(), Failure> {
                     })
                     .map(|l| l.shown())
                     .collect::<Vec<_>>();
-                cx.note(format!("{label}: lines about it"), listed(&about, 4));
+                // Lines from stdout and stderr, whose interleaving is the pipes' timing.
+                cx.note_sample(format!("{label}: lines about it"), listed(&about, 4));
                 cx.note(format!("{label}: serves"), "yes");
             }
             Watch::Exit => {
