@@ -19,6 +19,8 @@ const DECLARED: &[(&str, &[&str])] = &[
             "first deploy round",
             "replicas lined up",
             "migration log first-deploy replica ",
+            // Which of the two replicas of the later deploy took the lock and ran migration 3.
+            "migration log deploy replica ",
             "rows after the first deploy",
         ],
     ),
