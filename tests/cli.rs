@@ -358,6 +358,47 @@ fn diff_reports_verdict_changes_and_exits_by_them() {
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }
 
+/// With no source serving the framework module (GOPROXY at an empty directory, an empty module
+/// cache, on purpose), certification does not pretend: every clause is `error` naming the
+/// module@version with Go's own message, the report is written, and the exit code is 2.
+#[test]
+fn framework_module_not_served_is_an_error_with_gos_message() {
+    let sb = Sandbox::new();
+    let (proxy, modcache, reports) = (sb.path("empty-proxy"), sb.path("modcache"), sb.path("reports"));
+    std::fs::create_dir(&proxy).unwrap();
+    let out = sb
+        .command(&[
+            "certify",
+            "fixtures/candidates/gofr",
+            "--filter",
+            "GR-PORT-*",
+            "--out",
+            reports.to_str().unwrap(),
+        ])
+        .env("GOPROXY", format!("file://{}", proxy.display()))
+        .env("GOMODCACHE", &modcache)
+        .output()
+        .expect("conform runs");
+    // Go makes its module cache read-only; let the sandbox remove it.
+    let _ = Command::new("chmod").arg("-R").arg("u+w").arg(&modcache).status();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("does not serve gofr.dev@v1.56.6"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("gofr.json")).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert!(results.len() > 1, "{report}");
+    for result in results {
+        assert_eq!(result["verdict"], "error", "{result}");
+        let message = result["message"].to_string() + &result.to_string();
+        assert!(
+            message.contains("gofr.dev@v1.56.6") && message.contains(&format!("reading file://{}", proxy.display())),
+            "{result}"
+        );
+    }
+    sb.assert_clean();
+}
+
 #[test]
 fn diff_reports_samples_apart_and_exits_0_on_them() {
     let sb = Sandbox::new();

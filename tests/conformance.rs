@@ -117,36 +117,119 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
     }
 }
 
+/// What a trial runs on: a target built up front (the reference candidates), one built by the
+/// first of its trials that runs (the mutants, see [`LazyBuild`]), or the reason there is none.
+enum Built {
+    /// Listing (nextest does this first): nothing is built and the trial does nothing.
+    Listing,
+    /// Built, or the reason it could not be (failed, or ignored when the module is not served).
+    Now(Result<Arc<Target>, support::Unavailable>),
+    /// Built on first use.
+    Lazy(Arc<LazyBuild>),
+}
+
+/// A mutant's build, made by the first of its trials that runs and shared by the rest: a
+/// filtered run builds only the mutants it grades, and the builds of one mutant overlap with the
+/// other trials' waiting on their candidates instead of all running before the first trial.
+struct LazyBuild {
+    mutant: scenarios::mutant::Mutant,
+    cache: BuildCache,
+    built: std::sync::OnceLock<Result<Arc<Target>, String>>,
+}
+
+impl LazyBuild {
+    fn get(&self) -> Result<Arc<Target>, String> {
+        self.built
+            .get_or_init(|| {
+                self.mutant
+                    .build(&self.cache)
+                    .map_err(|e| support::unavailable(e).message)
+            })
+            .clone()
+    }
+}
+
+/// Wall time per kind of trial (the reference candidates, the mutants): from the first trial of
+/// that kind to start to the last to end, printed at the end so a CI log says where the
+/// conformance binary's time went (`cargo xtask test` times whole binaries only).
+#[derive(Default)]
+struct Spans(std::sync::Mutex<BTreeMap<&'static str, (std::time::Instant, std::time::Instant)>>);
+
+impl Spans {
+    fn record(&self, kind: &'static str, started: std::time::Instant) {
+        let now = std::time::Instant::now();
+        let mut spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let span = spans.entry(kind).or_insert((started, now));
+        span.0 = span.0.min(started);
+        span.1 = span.1.max(now);
+    }
+
+    fn print(&self) {
+        let spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let parts: Vec<String> = spans
+            .iter()
+            .map(|(kind, (a, b))| format!("{kind} trials {:.1} s", (*b - *a).as_secs_f64()))
+            .collect();
+        if !parts.is_empty() {
+            eprintln!("conformance: wall time {}", parts.join(", "));
+        }
+    }
+}
+
 /// One (candidate, clause) trial: run the clause on the built target and compare it with what
 /// `expected.toml` wants; with nothing built (listing) it does nothing; a target that could not
 /// be built fails it, or marks it ignored when the framework module is not served.
 fn clause_trial(
     name: String,
     clause: Clause,
-    built: &Option<Result<Arc<Target>, support::Unavailable>>,
+    built: &Built,
     want: Option<Expected>,
     rt: &Arc<tokio::runtime::Runtime>,
     services: &Arc<Services>,
+    (kind, spans): (&'static str, &Arc<Spans>),
 ) -> Trial {
+    let (rt, services, spans) = (rt.clone(), services.clone(), spans.clone());
+    let run = move |target: Arc<Target>| {
+        let started = std::time::Instant::now();
+        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+        spans.record(kind, started);
+        compare(&result, want.as_ref())
+    };
     match built {
-        // Listing (nextest does this first) must not build anything.
-        None => Trial::test(name, || Ok(())),
-        Some(Ok(target)) => {
-            let (rt, services, target) = (rt.clone(), services.clone(), target.clone());
-            Trial::test(name, move || {
-                let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
-                compare(&result, want.as_ref())
-            })
+        Built::Listing => Trial::test(name, || Ok(())),
+        Built::Now(Ok(target)) => {
+            let target = target.clone();
+            Trial::test(name, move || run(target))
         }
-        Some(Err(why)) => {
+        Built::Now(Err(why)) => {
             let msg = why.message.clone();
             Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
+        }
+        Built::Lazy(lazy) => {
+            let lazy = lazy.clone();
+            Trial::test(name, move || run(lazy.get()?))
         }
     }
 }
 
+/// How many trials run at once when neither `--test-threads` nor `CONFORM_TEST_THREADS` says:
+/// four times the cores. A trial spends most of its time waiting on its candidate (boots, drains,
+/// probes), in its own database, on its own ports and in its own temp dir, so the cores are not
+/// what limits it; measured in the README (Tests).
+fn default_threads() -> usize {
+    if let Some(n) = std::env::var("CONFORM_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+}
+
 fn main() {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    args.test_threads.get_or_insert_with(default_threads);
     harness::reaper::install_signal_handler();
     let rt = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
     let services = Arc::new(Services::new(Provider::Native).expect("services"));
@@ -155,6 +238,8 @@ fn main() {
     let mut trials = Vec::new();
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
+    let spans = Arc::new(Spans::default());
+    let mut not_served: BTreeMap<&str, support::Unavailable> = BTreeMap::new();
 
     for dir in support::candidate_dirs() {
         let prepared = match support::prepare(&dir, &cache, args.list) {
@@ -177,13 +262,15 @@ fn main() {
                 .and_then(|e| e.get(&name))
                 .and_then(|c| c.get(clause.id))
                 .cloned();
-            let trial = clause_trial(trial_name, clause, &prepared.target, want, &rt, &services);
+            let built = prepared.target.clone().map_or(Built::Listing, Built::Now);
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("reference", &spans));
             trials.push(trial.with_kind(framework.name()));
         }
         if let Some(Err(why)) = &prepared.target
             && why.ignored
         {
             unavailable.push(why.message.clone());
+            not_served.insert(framework.name(), why.clone());
         }
     }
     // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
@@ -223,7 +310,17 @@ fn main() {
                 Err(msg.clone().into())
             }));
         }
-        let built = (!args.list).then(|| mutant.build(&cache).map_err(support::unavailable));
+        // A mutant of a framework whose module is not served here is ignored like its reference;
+        // otherwise it is built by its first trial.
+        let built = match not_served.get(mutant.framework.name()) {
+            _ if args.list => Built::Listing,
+            Some(why) => Built::Now(Err(why.clone())),
+            None => Built::Lazy(Arc::new(LazyBuild {
+                mutant: mutant.clone(),
+                cache: cache.clone(),
+                built: std::sync::OnceLock::new(),
+            })),
+        };
         if targets.is_empty() {
             let name = mutant.name.clone();
             trials.push(Trial::test(format!("{name}::targets"), move || {
@@ -236,7 +333,7 @@ fn main() {
         for clause in graded {
             let trial_name = format!("{}::{}", mutant.name, clause.id);
             let want = targets.get(clause.id).or_else(|| base.get(clause.id)).cloned();
-            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services);
+            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("mutant", &spans));
             trials.push(trial.with_kind("mutant"));
         }
     }
@@ -247,6 +344,7 @@ fn main() {
 
     support::announce_ignored(&unavailable);
     let conclusion = libtest_mimic::run(&args, trials);
+    spans.print();
     if let Ok(services) = Arc::try_unwrap(services) {
         rt.block_on(services.shutdown());
     }

@@ -406,9 +406,11 @@ pub(crate) fn classify_go_failure(
         "not available",
         "no such host",
     ];
+    // A file-based proxy (a `file://` mirror) that lacks the module says so as a missing file.
+    let missing_file = |l: &str| l.contains("reading file://") && l.contains("no such file or directory");
     let line = output
         .lines()
-        .find(|l| l.contains(module) && refusal.iter().any(|r| l.contains(r)));
+        .find(|l| l.contains(module) && (refusal.iter().any(|r| l.contains(r)) || missing_file(l)));
     if let Some(line) = line {
         return BuildError::ModuleNotServed {
             candidate: name.into(),
@@ -496,6 +498,25 @@ mod tests {
         std::fs::create_dir(dir.path().join("configs")).unwrap();
         std::fs::write(dir.path().join("configs/.env"), "A=1").unwrap();
         assert_ne!(a, source_hash(dir.path(), "s1").unwrap());
+    }
+
+    #[test]
+    fn a_refused_or_missing_framework_module_is_not_served() {
+        let classify = |output: &str| classify_go_failure("gofr", "gofr.dev", "v1.56.6", "go build".into(), output);
+        for output in [
+            "main.go:17:2: gofr.dev@v1.56.6: reading https://proxy.golang.org/gofr.dev/@v/v1.56.6.zip: 403 Forbidden",
+            "main.go:17:2: gofr.dev@v1.56.6: reading file:///m/gofr.dev/@v/v1.56.6.zip: no such file or directory",
+        ] {
+            let err = classify(output);
+            assert!(err.is_module_not_served(), "{output}: {err}");
+            assert!(
+                err.to_string().contains(output.trim_start_matches("main.go:17:2: ")),
+                "{err}"
+            );
+        }
+        // A missing file that is not the module's is the fixture's own problem.
+        let err = classify("main.go:3:1: open /src/configs/x: no such file or directory");
+        assert!(!err.is_module_not_served(), "{err}");
     }
 
     #[test]

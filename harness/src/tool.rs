@@ -8,6 +8,13 @@
 //! pin a different framework version by accident); the binary is kept in the build cache under a
 //! key of package, version and Go version, so a run builds it at most once and later runs reuse it.
 //!
+//! `go install pkg@version` checks the module against the checksum database, which does not vouch
+//! for a module the public proxy refuses (the frameworks, served here from a mirror). So when the
+//! caller has `go.sum` lines for `module@version` (a candidate's own, see [`sums_for`]), the tool
+//! is built instead in a throwaway module that requires only `module@version` and carries those
+//! lines: the same package, the same versions of everything (the module's own requirements decide
+//! them, as `go install` would), and the module verified against the lines instead.
+//!
 //! Running a tool goes through the same audited spawn as a candidate ([`Launch`]: cleared and
 //! recorded environment, own process group, no stdin), but a tool is a one-shot: [`run`] waits for
 //! it to exit within a ceiling, collects its whole stdout and stderr, and kills its group if it
@@ -48,7 +55,17 @@ static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 ///
 /// This blocks for the length of a `go install` (minutes on a cold module cache): call it from
 /// `tokio::task::spawn_blocking` in async code.
-pub fn build(owner: &str, module: &str, version: &str, package: &str, cache: &BuildCache) -> Result<Tool, BuildError> {
+///
+/// `sums`: the `go.sum` lines for `module@version` (see [`sums_for`]); empty to let `go install`
+/// ask the checksum database.
+pub fn build(
+    owner: &str,
+    module: &str,
+    version: &str,
+    package: &str,
+    sums: &[String],
+    cache: &BuildCache,
+) -> Result<Tool, BuildError> {
     let _serial = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
     let io = |detail: String| BuildError::Io {
@@ -83,11 +100,33 @@ pub fn build(owner: &str, module: &str, version: &str, package: &str, cache: &Bu
         .prefix(&format!(".{name}-partial-"))
         .tempdir_in(&dir)
         .map_err(|e| io(format!("creating a GOBIN under {}: {e}", dir.display())))?;
-    let mut cmd = process::go_command(gobin.path());
-    cmd.env("GOBIN", gobin.path())
-        .args(["install", "-trimpath", "-ldflags", ldflags, &source]);
-    let shown =
-        format!("CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN=<dir> go install -trimpath -ldflags '{ldflags}' {source}");
+    let (mut cmd, shown);
+    if sums.is_empty() {
+        cmd = process::go_command(gobin.path());
+        cmd.env("GOBIN", gobin.path())
+            .args(["install", "-trimpath", "-ldflags", ldflags, &source]);
+        shown =
+            format!("CGO_ENABLED=0 GOTOOLCHAIN=local GOBIN=<dir> go install -trimpath -ldflags '{ldflags}' {source}");
+    } else {
+        let module_dir = gobin.path().join("module");
+        std::fs::create_dir_all(&module_dir)
+            .and_then(|()| {
+                std::fs::write(
+                    module_dir.join("go.mod"),
+                    format!("module conform.invalid/tool\n\nrequire {module} {version}\n"),
+                )
+            })
+            .and_then(|()| std::fs::write(module_dir.join("go.sum"), sums.join("\n") + "\n"))
+            .map_err(|e| io(format!("writing the tool module in {}: {e}", module_dir.display())))?;
+        cmd = process::go_command(&module_dir);
+        cmd.args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
+            .arg(gobin.path().join(name))
+            .arg(package);
+        shown = format!(
+            "CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '{ldflags}' -o <dir> {package} \
+             (in a module requiring only {module} {version}, verified by the candidate's go.sum)"
+        );
+    }
     let (succeeded, text) = run_go(cmd, owner, &dir.join(format!("{name}-{version}-{}.log", &key[..16])))?;
     if !succeeded {
         return Err(classify_go_failure(owner, module, version, shown, &text));
@@ -100,6 +139,22 @@ pub fn build(owner: &str, module: &str, version: &str, package: &str, cache: &Bu
         cached: false,
         took: started.elapsed(),
     })
+}
+
+/// The lines of the `go.sum` at `path` that vouch for `module@version` (the module and its
+/// `go.mod`), for [`build`]; empty when the file or the lines are missing.
+pub fn sums_for(path: &Path, module: &str, version: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(module)
+                && words
+                    .next()
+                    .is_some_and(|v| v == version || v == format!("{version}/go.mod"))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// How a one-shot tool run ended, with everything it printed.
@@ -209,4 +264,27 @@ pub fn launch(binary: &Path, cwd: &Path, args: &[&str], env: impl IntoIterator<I
 /// SHA-256 of `bytes` as lowercase hex (what migration tools record as checksums).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_for_takes_only_the_module_at_that_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("go.sum");
+        std::fs::write(
+            &path,
+            "example.com/a v1.0.0 h1:x=\nexample.com/m v1.2.0 h1:old=\nexample.com/m v1.3.0 h1:new=\n\
+             example.com/m v1.3.0/go.mod h1:mod=\nexample.com/m/sub v1.3.0 h1:sub=\n",
+        )
+        .unwrap();
+        assert_eq!(
+            sums_for(&path, "example.com/m", "v1.3.0"),
+            ["example.com/m v1.3.0 h1:new=", "example.com/m v1.3.0/go.mod h1:mod="]
+        );
+        assert!(sums_for(&path, "example.com/m", "v9.9.9").is_empty());
+        assert!(sums_for(&dir.path().join("missing"), "example.com/m", "v1.3.0").is_empty());
+    }
 }

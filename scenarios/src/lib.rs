@@ -10,6 +10,7 @@ pub mod clause;
 pub mod cx;
 pub mod parity;
 pub mod profile;
+mod repeat;
 pub mod run;
 mod samples;
 pub mod services;

@@ -123,6 +123,10 @@ pub struct Profile {
     pub default_shutdown_timeout: Duration,
     /// Text of the log line the framework writes when a shutdown signal starts the drain.
     pub shutdown_log: &'static str,
+    /// Text of the line the framework writes when a port it was told to bind is taken: a boot
+    /// that ends with it lost the harness's port race (another process took the free port in
+    /// between) and is retried with fresh ports, never graded.
+    pub port_taken_log: &'static str,
     /// The framework's source repository on GitHub (`owner/name`), where its docs live too.
     pub repository: &'static str,
     /// Where a documentation page (as the catalogue names it) lives in that repository; `{page}`
@@ -255,6 +259,8 @@ pub static GOFASTR: Profile = Profile {
     // deploy.md › TLS & graceful shutdown: "AppConfig.ShutdownTimeout (default 15s) caps it".
     default_shutdown_timeout: Duration::from_secs(15),
     shutdown_log: "shutdown signal received; draining",
+    // net.Listen's error, returned by Start.
+    port_taken_log: "address already in use",
     repository: "DonaldMurillo/gofastr",
     docs_path: "framework/docs/content/{page}",
 };
@@ -295,6 +301,9 @@ pub static GOFR: Profile = Profile {
     default_shutdown_timeout: Duration::from_secs(30),
     // guides/graceful-shutdown › Verification: "Shutting down server with a timeout of 30s".
     shutdown_log: "Shutting down server with a timeout of",
+    // pkg/gofr/factory.go checks both ports before serving: "http port N is blocked or
+    // unreachable", "metrics port N is blocked or unreachable" (FATAL, exit 1; GR-PORT-3).
+    port_taken_log: "is blocked or unreachable",
     repository: "gofr-dev/gofr",
     docs_path: "docs/{page}/page.md",
 };

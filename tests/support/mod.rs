@@ -2,8 +2,8 @@
 //! `observed.rs`, `provider_parity.rs`, `collector_parity.rs`): finding the candidates under
 //! `fixtures/candidates/`, loading them (a manifest that does not load is a failing trial), and
 //! building each once into a target, or into the reason its trials cannot run (the framework
-//! module not served here makes them *ignored*, with the exact module error; anything else fails
-//! them).
+//! module not served here makes them *ignored*, with the exact module error, except under CI,
+//! which serves the modules from `../shared/goproxy` and so fails them; anything else fails them).
 
 // Each test binary that includes this module uses its own part of it.
 #![allow(dead_code)]
@@ -59,10 +59,12 @@ pub(crate) fn load_candidates(
 }
 
 /// Why a candidate's trials cannot run.
+#[derive(Clone)]
 pub(crate) struct Unavailable {
     /// The error, as printed and as each trial's failure.
     pub(crate) message: String,
-    /// True when the framework module is not served here: the trials are ignored, not failed.
+    /// True when the framework module is not served here and this is not CI: the trials are
+    /// ignored, not failed.
     pub(crate) ignored: bool,
 }
 
@@ -88,11 +90,23 @@ pub(crate) fn prepare(dir: &std::path::Path, cache: &BuildCache, list: bool) -> 
     })
 }
 
-/// Why a build failed, and whether that makes its trials ignored (module not served) or failed.
+/// Why a build failed, and whether that makes its trials ignored or failed: a framework module
+/// not served here ignores them on a developer's machine, but fails them under CI (`CI` set),
+/// whose `.ci/run` serves every framework module from the mirror beside the checkout, so that no
+/// CI run can pass with its candidate trials quietly ignored.
 pub(crate) fn unavailable(err: PrepareError) -> Unavailable {
+    let not_served = matches!(&err, PrepareError::Build(e) if e.is_module_not_served());
+    let ci = harness::service::docker::required();
+    let mut message = err.to_string();
+    if not_served && ci {
+        message.push_str(
+            "\nCI is set, so this fails instead of being ignored: `cargo xtask test` serves the framework \
+             modules from ../shared/goproxy when that directory is beside the checkout",
+        );
+    }
     Unavailable {
-        ignored: matches!(&err, PrepareError::Build(e) if e.is_module_not_served()),
-        message: err.to_string(),
+        ignored: not_served && !ci,
+        message,
     }
 }
 

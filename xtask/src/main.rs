@@ -30,10 +30,14 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "setup" => setup(),
-        "test" => setup()
-            .and_then(|()| images_if_docker())
-            .and_then(|()| collector())
-            .and_then(|()| test(&rest)),
+        "test" => {
+            let mut clock = Phases::default();
+            clock
+                .time("set-up", setup)
+                .and_then(|()| clock.time("images", images_if_docker))
+                .and_then(|()| clock.time("collector", collector))
+                .and_then(|()| test(&rest, &mut clock))
+        }
         "images" => images(),
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
@@ -95,13 +99,21 @@ fn module_source() -> Option<&'static str> {
             if !mirror.is_dir() {
                 return None;
             }
-            let out = Command::new("go").args(["env", "GOPROXY"]).env("GOTOOLCHAIN", "local").output().ok()?;
+            let out = Command::new("go")
+                .args(["env", "GOPROXY"])
+                .env("GOTOOLCHAIN", "local")
+                .output()
+                .ok()?;
             let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let front = format!("file://{}", mirror.display());
             if base.split([',', '|']).any(|p| p == front) {
                 return None;
             }
-            let proxy = if base.is_empty() { front } else { format!("{front},{base}") };
+            let proxy = if base.is_empty() {
+                front
+            } else {
+                format!("{front},{base}")
+            };
             eprintln!("xtask: Go modules from GOPROXY={proxy}");
             Some(proxy)
         })
@@ -235,19 +247,96 @@ fn collector() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Wall time per phase of `cargo xtask test`, printed as one line before the closing summary:
+/// set-up, images, collector, compiling, then each test binary by name (from cargo's `Running`
+/// lines), so a slow CI run says where its time went.
+#[derive(Default)]
+struct Phases {
+    done: Vec<(String, f64)>,
+}
+
+impl Phases {
+    fn time(&mut self, name: &str, phase: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
+        let started = Instant::now();
+        let result = phase();
+        self.add(name, started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn add(&mut self, name: &str, secs: f64) {
+        self.done.push((name.to_string(), secs));
+    }
+
+    fn print(&self) {
+        let total: f64 = self.done.iter().map(|(_, s)| s).sum();
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .filter(|(_, s)| *s >= 0.05)
+            .map(|(n, s)| format!("{n} {}", minutes(*s)))
+            .collect();
+        eprintln!("xtask: wall time {} = {}", minutes(total), parts.join(", "));
+    }
+}
+
+fn minutes(secs: f64) -> String {
+    if secs >= 60.0 {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+/// The test binary a cargo `Running` line starts: `tests/conformance.rs` -> `conformance`,
+/// `unittests src/lib.rs (target/debug/deps/conform_harness-...)` -> `conform_harness (unit)`.
+fn test_binary(line: &str) -> Option<String> {
+    let rest = line.trim_start().strip_prefix("Running ")?;
+    let (source, target) = rest.split_once(" (").unwrap_or((rest, ""));
+    let source = source.trim();
+    if let Some(unit) = source.strip_prefix("unittests ") {
+        let crate_name = target
+            .rsplit('/')
+            .next()
+            .unwrap_or(unit)
+            .split('-')
+            .next()
+            .unwrap_or(unit);
+        return Some(format!("{crate_name} (unit)"));
+    }
+    let stem = Path::new(source).file_stem()?.to_string_lossy().to_string();
+    Some(stem)
+}
+
 /// Run the whole suite, streaming its output, then close with one plain summary line
 /// (`tests: N passed, N failed, N skipped`) summed over every test binary, so the total is the
 /// last thing printed rather than the count of whichever binary happened to run last.
-fn test(rest: &[String]) -> Result<(), Failure> {
+fn test(rest: &[String], clock: &mut Phases) -> Result<(), Failure> {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(rest)
         .current_dir(root())
-        .stdout(std::process::Stdio::piped());
-    let mut child = go_env(&mut cmd).spawn().map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = go_env(&mut cmd)
+        .spawn()
+        .map_err(|e| fail(format!("cannot run cargo test: {e}")))?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     let stdout = child.stdout.take().expect("stdout is piped");
+    // Cargo announces each test binary on stderr (`Running tests/conformance.rs (...)`): passed
+    // through as it comes, and timed from one announcement to the next (compiling before the first).
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let started = Instant::now();
+    let announcer = std::thread::spawn(move || {
+        let mut starts = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(binary) = test_binary(&line) {
+                starts.push((binary, started.elapsed().as_secs_f64()));
+            }
+        }
+        starts
+    });
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| fail(format!("reading cargo test output: {e}")))?;
         println!("{line}");
@@ -269,6 +358,15 @@ fn test(rest: &[String]) -> Result<(), Failure> {
         }
     }
     let status = child.wait().map_err(|e| fail(format!("waiting for cargo test: {e}")))?;
+    let ended = started.elapsed().as_secs_f64();
+    let starts = announcer.join().unwrap_or_default();
+    let mut from = ("compile".to_string(), 0.0);
+    for (binary, at) in starts {
+        let (name, since) = std::mem::replace(&mut from, (binary, at));
+        clock.add(&name, at - since);
+    }
+    clock.add(&from.0, ended - from.1);
+    clock.print();
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if status.success() {
         Ok(())

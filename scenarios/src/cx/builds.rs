@@ -81,8 +81,10 @@ impl Cx {
         let module = manifest.framework_module.clone();
         let version = manifest.framework_version.clone();
         let package = format!("{module}/{package}");
+        // The candidate's own go.sum vouches for the framework module (no checksum database does).
+        let sums = harness::tool::sums_for(&self.target.candidate.dir.join("go.sum"), &module, &version);
         tokio::task::spawn_blocking(move || {
-            harness::tool::build(&owner, &module, &version, &package, &BuildCache::from_env())
+            harness::tool::build(&owner, &module, &version, &package, &sums, &BuildCache::from_env())
         })
         .await
         .map_err(|e| Failure::harness(format!("the tool build task failed: {e}")))?

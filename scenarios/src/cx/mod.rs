@@ -338,7 +338,7 @@ impl Cx {
             let mut app = self.start_program(program, spec)?;
             match self.wait_live(&mut app).await {
                 Ok(()) => return Ok(app),
-                Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app) => {
+                Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app, self.profile()) => {
                     self.note(
                         "retry",
                         format!("port {:?} was taken before the candidate bound it", app.port),
@@ -523,11 +523,11 @@ impl Cx {
     }
 }
 
-/// True when the app exited complaining that its address was in use (the harness's port race,
-/// not the candidate's fault).
-fn lost_port_race(app: &App) -> bool {
+/// True when the app exited saying a port it was told to bind was taken (the harness's port
+/// race, not the candidate's fault), in its framework's words.
+fn lost_port_race(app: &App, profile: &Profile) -> bool {
     app.running
         .output()
-        .find(|l| l.text.contains("address already in use"))
+        .find(|l| l.text.contains(profile.port_taken_log))
         .is_some()
 }

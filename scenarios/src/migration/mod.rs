@@ -36,14 +36,6 @@ pub fn clauses() -> Vec<Clause> {
 /// has anything to drain here; this bounds a hang, well inside both documented shutdown defaults.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// How many lined-up first deploys a replica clause tries before it accepts that the replicas do
-/// not race. Lined up, the two replicas' first DDL statements wait on the same lock and are let
-/// go together, but which one the scheduler runs first (and whether the other re-checks the
-/// catalog before or after that commit) is up to the machine; a race seen once is a violation,
-/// and ten clean rounds make a missed race unlikely without making the clause slow (a round is
-/// two boots, well under a second each).
-pub(crate) const FIRST_DEPLOY_ROUNDS: usize = 10;
-
 /// How long the last lines of a candidate that has exited may take to come through its pipes.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 

@@ -114,7 +114,7 @@ pub fn build(manifest: &Path, cache: &BuildCache) -> Result<CollectorBinary, Bui
         return Ok(found(true));
     }
 
-    let builder = tool::build(OWNER, BUILDER_MODULE, BUILDER_VERSION, BUILDER_MODULE, cache)?;
+    let builder = tool::build(OWNER, BUILDER_MODULE, BUILDER_VERSION, BUILDER_MODULE, &[], cache)?;
     let work = tempfile::Builder::new()
         .prefix(&format!(".{DIST_NAME}-partial-"))
         .tempdir_in(&dir)
