@@ -12,7 +12,6 @@ pub mod parity;
 pub mod profile;
 mod repeat;
 pub mod run;
-mod samples;
 pub mod services;
 
 pub mod auth;

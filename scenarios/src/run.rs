@@ -33,9 +33,7 @@ pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Serv
                     "the scenario exceeded its {SCENARIO_CEILING:?} ceiling"
                 ))),
             };
-            let mut evidence = cx.finish();
-            crate::samples::mark(clause.id, &mut evidence);
-            (outcome, evidence)
+            (outcome, cx.finish())
         }
         Err(failure) => (Err(failure), Evidence::default()),
     };

@@ -297,7 +297,8 @@ pub(super) async fn gofr_final_log(cx: &mut Cx) -> Result<(), Failure> {
             "{}; `{first}` at line {started:?}, `{last}` at line {completed:?}",
             exit.status
         );
-        cx.note(format!("run {run}"), &seen);
+        // Which run (if any) misses the final line is the candidate's race: a sample.
+        cx.note_sample(format!("run {run}"), &seen);
         let outcome = match (started, completed) {
             (Some(a), Some(b)) if a < b => Ok(()),
             _ => Err(Failure::violation(
