@@ -103,12 +103,19 @@ fn expect_reach(sockets: &[ListenSocket], port: u16, reach: Reach, why: &str) ->
 }
 
 /// A documented default port must be free on this machine for the check to mean anything.
-fn require_free(port: u16) -> Result<(), Failure> {
+/// Take this process's turn on the documented default `port` (see
+/// [`harness::ports::claim_default`]: other conform processes on this machine boot candidates on
+/// it too), then check nothing else holds it. Keep the claim while the port is in use.
+async fn claim_default(port: u16) -> Result<harness::ports::DefaultPortClaim, Failure> {
+    let claim = harness::ports::claim_default(port, timeouts::DEFAULT_PORT_CLAIM)
+        .await
+        .map_err(|e| Failure::harness(format!("port {port} (the documented default): {e}")))?;
     TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(|e| {
         Failure::harness(format!(
             "port {port} (the documented default) is not free on this machine ({e}); cannot check the default"
         ))
-    })
+    })?;
+    Ok(claim)
 }
 
 async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
@@ -126,8 +133,13 @@ async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 async fn default_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
+    let _turn = claim_default(cx.profile().default_port).await?;
+    on_default_port_everywhere(cx).await
+}
+
+/// [`default_port_listens_everywhere`] for a caller already holding the default port's claim.
+async fn on_default_port_everywhere(cx: &mut Cx) -> Result<(), Failure> {
     let default = cx.profile().default_port;
-    require_free(default)?;
     let db = cx.database(Db::Sqlite).await?;
     let port_env = cx.profile().port_env;
     let mut spec = cx.spec(Some(&db))?;
