@@ -339,7 +339,8 @@ impl Cx {
             match self.wait_live(&mut app).await {
                 Ok(()) => return Ok(app),
                 Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app, self.profile()) => {
-                    self.note(
+                    // The harness's own race with other processes on the machine: a sample.
+                    self.note_sample(
                         "retry",
                         format!("port {:?} was taken before the candidate bound it", app.port),
                     );
@@ -525,7 +526,7 @@ impl Cx {
 
 /// True when the app exited saying a port it was told to bind was taken (the harness's port
 /// race, not the candidate's fault), in its framework's words.
-fn lost_port_race(app: &App, profile: &Profile) -> bool {
+pub(crate) fn lost_port_race(app: &App, profile: &Profile) -> bool {
     app.running
         .output()
         .find(|l| l.text.contains(profile.port_taken_log))

@@ -96,6 +96,7 @@ async fn gofr_http_port(cx: &mut Cx) -> Result<(), Failure> {
         let mut spec = cx.spec(Some(&db))?;
         spec.set("HTTP_PORT", odd);
         spec.port = Some(default);
+        wait_free(default).await?;
         let mut app = cx.start(spec)?;
         let seen = wait_port(&mut app, default).await;
         cx.note(format!("HTTP_PORT={odd:?}"), seen);
