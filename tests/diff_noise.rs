@@ -42,6 +42,25 @@ async fn certify_once(target: Arc<Target>, framework: Framework) -> Result<serde
     serde_json::from_str(&report::json(&report)).map_err(|e| format!("the JSON report does not parse back: {e}"))
 }
 
+/// The result row of `clause` in `report`, without its evidence (verdict, message, timing).
+fn without_evidence(report: &serde_json::Value, clause: &str) -> String {
+    let row = report
+        .get("results")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r.get("clause").and_then(serde_json::Value::as_str) == Some(clause))
+        });
+    match row {
+        Some(serde_json::Value::Object(fields)) => {
+            let mut fields = fields.clone();
+            fields.remove("evidence");
+            serde_json::Value::Object(fields).to_string()
+        }
+        _ => "(no row)".into(),
+    }
+}
+
 fn main() {
     let args = Arguments::from_args();
     harness::reaper::install_signal_handler();
@@ -77,6 +96,15 @@ fn main() {
                         );
                         for sample in &found.samples {
                             eprintln!("  sample: {sample}");
+                        }
+                        // A verdict that changed: what each run said, so a harness error
+                        // names its cause here and not only in a report file.
+                        for change in &found.changes {
+                            if let diff::Change::Verdict { clause, .. } = change {
+                                for (run, report) in [("first", &first), ("second", &second)] {
+                                    eprintln!("  {clause} in the {run} run: {}", without_evidence(report, clause));
+                                }
+                            }
                         }
                         if found.changes.is_empty() {
                             Ok(())
