@@ -196,15 +196,17 @@ pub(super) async fn span_tree(cx: &mut Cx) -> Result<(), Failure> {
     let parent = TraceParent::new(true)?;
     get(cx, &t.app, &path, Some(&parent)).await?;
     let spans = settle(cx, &t, &path).await?;
+    // Each tree in the order its spans started (the router, the handler, then its SQL), not in
+    // the order they arrived: that follows when each ended and how the exporter batched them.
+    let tree_of = |trace_id: &str| {
+        let mut tree: Vec<_> = spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect();
+        tree.sort_by_key(|s| s.start_unix_nano);
+        tree
+    };
     if let Some(id) = correlation(&root) {
-        let tree: Vec<_> = spans.iter().filter(|s| s.trace_id == id).cloned().collect();
-        cx.note(format!("GET {path} without traceparent"), describe(&tree));
+        cx.note(format!("GET {path} without traceparent"), describe(&tree_of(&id)));
     }
-    let tree: Vec<_> = spans
-        .iter()
-        .filter(|s| s.trace_id == parent.trace_id)
-        .cloned()
-        .collect();
+    let tree = tree_of(&parent.trace_id);
     cx.note(
         format!("GET {path} with traceparent (upstream span {})", parent.span_id),
         describe(&tree),
