@@ -196,13 +196,7 @@ pub(super) async fn span_tree(cx: &mut Cx) -> Result<(), Failure> {
     let parent = TraceParent::new(true)?;
     get(cx, &t.app, &path, Some(&parent)).await?;
     let spans = settle(cx, &t, &path).await?;
-    // Each tree in the order its spans started (the router, the handler, then its SQL), not in
-    // the order they arrived: that follows when each ended and how the exporter batched them.
-    let tree_of = |trace_id: &str| {
-        let mut tree: Vec<_> = spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect();
-        tree.sort_by_key(|s| s.start_unix_nano);
-        tree
-    };
+    let tree_of = |trace_id: &str| -> Vec<_> { spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect() };
     if let Some(id) = correlation(&root) {
         cx.note(format!("GET {path} without traceparent"), describe(&tree_of(&id)));
     }
