@@ -102,13 +102,13 @@ fn expect_reach(sockets: &[ListenSocket], port: u16, reach: Reach, why: &str) ->
     }
 }
 
-/// A documented default port must be free on this machine for the check to mean anything.
 /// How many times a boot on a default port is retried after losing the port to another process.
 const DEFAULT_PORT_RETRIES: usize = 3;
 
 /// Take this process's turn on the documented default `port` (see
 /// [`harness::ports::claim_default`]: other conform processes on this machine boot candidates on
-/// it too), then wait until nothing else holds it. Keep the claim while the port is in use.
+/// it too), then wait until nothing else holds it: a documented default port must be free on
+/// this machine for the check to mean anything. Keep the claim while the port is in use.
 async fn claim_default(port: u16) -> Result<harness::ports::DefaultPortClaim, Failure> {
     let claim = harness::ports::claim_default(port, timeouts::DEFAULT_PORT_CLAIM)
         .await
