@@ -317,7 +317,7 @@ fn diff(old: &Path, new: &Path) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let changes = report::diff::diff(&old_report, &new_report);
+    let report::diff::Diff { changes, samples } = report::diff::compare(&old_report, &new_report);
     let name = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
     say!(
         "{} {} -> {} {}: {} change(s)",
@@ -329,6 +329,13 @@ fn diff(old: &Path, new: &Path) -> i32 {
     );
     for change in &changes {
         say!("  {change}");
+    }
+    // Samples of the candidate's own races: shown, never counted, never the exit code.
+    if !samples.is_empty() {
+        say!("varies between runs by nature: {} note(s)", samples.len());
+        for sample in &samples {
+            say!("  {sample}");
+        }
     }
     if changes.is_empty() { 0 } else { EXIT_FAILED }
 }

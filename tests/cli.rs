@@ -400,6 +400,35 @@ fn framework_module_not_served_is_an_error_with_gos_message() {
 }
 
 #[test]
+fn diff_reports_samples_apart_and_exits_0_on_them() {
+    let sb = Sandbox::new();
+    let report = |missed: &str| {
+        serde_json::json!({
+            "candidate": "gofr", "framework_version": "v1.56.6",
+            "results": [{"clause": "GR-SHUT-5", "verdict": "fail", "evidence": {"notes": [
+                {"key": "run 1", "value": missed, "sample": true},
+                {"key": "exit", "value": "exit code 0 after 12 ms"}
+            ]}}]
+        })
+    };
+    let (a, b) = (sb.path("a.json"), sb.path("b.json"));
+    std::fs::write(&a, report("`Application shutdown complete` at line None").to_string()).unwrap();
+    std::fs::write(
+        &b,
+        report("`Application shutdown complete` at line Some(9)").to_string(),
+    )
+    .unwrap();
+    let out = sb.run(&["diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("0 change(s)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("varies between runs by nature: 1 note(s)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn certify_writes_every_format_per_candidate_and_combined() {
     let sb = Sandbox::new();
     let reports = sb.path("reports");

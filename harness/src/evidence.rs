@@ -22,6 +22,12 @@ pub struct Note {
     pub key: String,
     /// The observed value, as text.
     pub value: String,
+    /// True when the value is one sample of a race the candidate really has (which of several
+    /// runs missed a log line, whether a request cut by a shutdown got 500 or 408): it may differ
+    /// on the next run of the same binary, so `conform diff` reports it apart from behaviour
+    /// changes. Written to JSON only when true; a report without it reads as `false`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sample: bool,
 }
 
 /// One candidate process a scenario launched.
@@ -78,6 +84,18 @@ impl Evidence {
         self.notes.push(Note {
             key: key.into(),
             value: redact::text(&value.to_string()),
+            sample: false,
+        });
+    }
+
+    /// Record an observation that is one sample of the candidate's own nondeterminism (redacted):
+    /// see [`Note::sample`]. Use it only where the same binary can legitimately answer otherwise
+    /// on the next run; everything that should be stable goes through [`Evidence::note`].
+    pub fn note_sample(&mut self, key: impl Into<String>, value: impl std::fmt::Display) {
+        self.notes.push(Note {
+            key: key.into(),
+            value: redact::text(&value.to_string()),
+            sample: true,
         });
     }
 
@@ -86,7 +104,8 @@ impl Evidence {
     pub fn as_text(&self) -> String {
         let mut out = String::new();
         for n in &self.notes {
-            out.push_str(&format!("{}: {}\n", n.key, n.value));
+            let sample = if n.sample { " (sample)" } else { "" };
+            out.push_str(&format!("{}{sample}: {}\n", n.key, n.value));
         }
         for x in &self.exchanges {
             out.push_str(&x.summary());

@@ -26,6 +26,31 @@ pub enum Stream {
     Stderr,
 }
 
+/// Items taken from lines of both pipes, written stream by stream, each in its own order:
+/// `stdout: a | b; stderr: c` (`sep` between items; a stream with none is left out; `(none)`
+/// when both are empty). The order within a pipe is the candidate's; how two pipes interleave
+/// is up to the scheduler and the readers, so a note that showed it would differ between two
+/// runs of one build.
+pub fn per_stream(items: impl IntoIterator<Item = (Stream, String)>, sep: &str) -> String {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for (stream, item) in items {
+        match stream {
+            Stream::Stdout => out.push(item),
+            Stream::Stderr => err.push(item),
+        }
+    }
+    let parts: Vec<String> = [("stdout", out), ("stderr", err)]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(name, items)| format!("{name}: {}", items.join(sep)))
+        .collect();
+    if parts.is_empty() {
+        "(none)".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// One line of candidate output.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -238,7 +263,19 @@ impl Output {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_ansi;
+    use super::{Stream, per_stream, strip_ansi};
+
+    #[test]
+    fn per_stream_does_not_depend_on_how_the_pipes_interleave() {
+        let one = [(Stream::Stdout, "a"), (Stream::Stderr, "x"), (Stream::Stdout, "b")];
+        let other = [(Stream::Stderr, "x"), (Stream::Stdout, "a"), (Stream::Stdout, "b")];
+        let text = |items: &[(Stream, &str)]| per_stream(items.iter().map(|(s, t)| (*s, t.to_string())), " | ");
+        assert_eq!(text(&one), "stdout: a | b; stderr: x");
+        assert_eq!(text(&one), text(&other));
+        // Order within a pipe is kept: it is the candidate's.
+        assert_eq!(text(&[(Stream::Stdout, "b"), (Stream::Stdout, "a")]), "stdout: b | a");
+        assert_eq!(text(&[]), "(none)");
+    }
 
     #[test]
     fn strips_banner_colours() {

@@ -62,3 +62,8 @@ pub const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// One call to the Docker engine's API (ping, inspect, list, remove): the engine answers in
 /// milliseconds; a socket that accepts and never answers must not hang the run.
 pub const DOCKER_API: Duration = Duration::from_secs(10);
+
+/// How long a clause waits for another conform process on this machine to finish with a
+/// documented default port (see [`crate::ports::claim_default`]): one port clause's boots, well
+/// inside a scenario's ceiling.
+pub const DEFAULT_PORT_CLAIM: Duration = Duration::from_secs(120);

@@ -40,6 +40,7 @@ fn evidence() -> Evidence {
         notes: vec![Note {
             key: "listening".into(),
             value: "127.0.0.1:41234".into(),
+            sample: false,
         }],
         exchanges: vec![Exchange {
             request: "GET http://127.0.0.1:41234/readyz".into(),

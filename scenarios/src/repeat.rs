@@ -68,7 +68,9 @@ impl Repetition {
         match outcome {
             Ok(()) => Ok(()),
             Err(Failure::Violation(v)) => {
-                cx.note(
+                // Which run misses is luck, by the nature of a race: a sample (the verdict and
+                // the rule are what two runs of one build share).
+                cx.note_sample(
                     "repetition outcome",
                     format!("missed on run {run} of at most {}", self.runs),
                 );
@@ -81,9 +83,9 @@ impl Repetition {
         }
     }
 
-    /// Note that every run was clean.
+    /// Note that every run was clean (a sample, like the miss it stands in for).
     pub(crate) fn passed(&self, cx: &mut Cx) {
-        cx.note("repetition outcome", format!("{} clean runs", self.runs));
+        cx.note_sample("repetition outcome", format!("{} clean runs", self.runs));
     }
 }
 

@@ -63,14 +63,31 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// The changes from `old` to `new`, in the new run's clause order (removed clauses last).
+/// What changed between two runs, kept in two lists: behaviour and samples.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Behaviour changes: verdicts, clauses added or removed, stable observations that differ.
+    /// Any one of them makes `conform diff` exit 1.
+    pub changes: Vec<Change>,
+    /// Observations marked as samples of the candidate's own nondeterminism (a note with
+    /// `"sample": true` in either report) that differ: reported apart, never a behaviour change.
+    pub samples: Vec<Change>,
+}
+
+/// The behaviour changes from `old` to `new` (see [`compare`]; samples left out).
 pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
+    compare(old, new).changes
+}
+
+/// Everything that differs from `old` to `new`, in the new run's clause order (removed clauses
+/// last), behaviour changes apart from samples.
+pub fn compare(old: &Value, new: &Value) -> Diff {
     let old_rows = rows(old);
     let new_rows = rows(new);
-    let mut changes = Vec::new();
+    let mut out = Diff::default();
     for (clause, new_row) in &new_rows {
         let Some((_, old_row)) = old_rows.iter().find(|(c, _)| c == clause) else {
-            changes.push(Change::Added {
+            out.changes.push(Change::Added {
                 clause: clause.clone(),
                 verdict: verdict(new_row),
             });
@@ -78,41 +95,48 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
         };
         let (before, after) = (verdict(old_row), verdict(new_row));
         if before != after {
-            changes.push(Change::Verdict {
+            out.changes.push(Change::Verdict {
                 clause: clause.clone(),
                 old: before,
                 new: after,
             });
         }
         let (old_notes, new_notes) = (notes(old_row), notes(new_row));
-        for (key, new_value) in &new_notes {
-            let old_value = old_notes.get(key);
-            if old_value != Some(new_value) {
-                changes.push(Change::Observed {
-                    clause: clause.clone(),
-                    key: key.clone(),
-                    old: old_value.cloned(),
-                    new: Some(new_value.clone()),
-                });
+        // A key is a sample when either run marked it one: a report written before the flag
+        // existed still compares with a newer one without its samples turning into changes.
+        let is_sample =
+            |key: &str| old_notes.get(key).is_some_and(|n| n.sample) || new_notes.get(key).is_some_and(|n| n.sample);
+        let keys: Vec<&String> = new_notes
+            .keys()
+            .chain(old_notes.keys().filter(|k| !new_notes.contains_key(*k)))
+            .collect();
+        for key in keys {
+            let (old_value, new_value) = (
+                old_notes.get(key).map(|n| n.value.clone()),
+                new_notes.get(key).map(|n| n.value.clone()),
+            );
+            if old_value == new_value {
+                continue;
             }
-        }
-        for (key, old_value) in &old_notes {
-            if !new_notes.contains_key(key) {
-                changes.push(Change::Observed {
-                    clause: clause.clone(),
-                    key: key.clone(),
-                    old: Some(old_value.clone()),
-                    new: None,
-                });
+            let change = Change::Observed {
+                clause: clause.clone(),
+                key: key.clone(),
+                old: old_value,
+                new: new_value,
+            };
+            if is_sample(key) {
+                out.samples.push(change);
+            } else {
+                out.changes.push(change);
             }
         }
     }
     for (clause, _) in &old_rows {
         if !new_rows.iter().any(|(c, _)| c == clause) {
-            changes.push(Change::Removed { clause: clause.clone() });
+            out.changes.push(Change::Removed { clause: clause.clone() });
         }
     }
-    changes
+    out
 }
 
 /// `(clause, row)` pairs of a report, in report order.
@@ -132,9 +156,18 @@ fn verdict(row: &Value) -> String {
     row.get("verdict").and_then(Value::as_str).unwrap_or("?").to_string()
 }
 
+/// A row's observations under one (normalised) key.
+#[derive(Debug)]
+struct Noted {
+    /// Normalised values, repeated keys joined with ` | ` so none is lost.
+    value: String,
+    /// True when any note under the key was marked a sample.
+    sample: bool,
+}
+
 /// A row's notes, normalised; repeated keys are joined so none is lost.
-fn notes(row: &Value) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
+fn notes(row: &Value) -> BTreeMap<String, Noted> {
+    let mut out: BTreeMap<String, Noted> = BTreeMap::new();
     let notes = row
         .pointer("/evidence/notes")
         .and_then(Value::as_array)
@@ -147,13 +180,15 @@ fn notes(row: &Value) -> BTreeMap<String, String> {
         ) else {
             continue;
         };
+        let sample = n.get("sample").and_then(Value::as_bool).unwrap_or(false);
         let value = normalise(value);
         out.entry(normalise(key))
-            .and_modify(|v| {
-                v.push_str(" | ");
-                v.push_str(&value);
+            .and_modify(|n| {
+                n.value.push_str(" | ");
+                n.value.push_str(&value);
+                n.sample |= sample;
             })
-            .or_insert(value);
+            .or_insert(Noted { value, sample });
     }
     out
 }
@@ -165,6 +200,25 @@ pub fn normalise(text: &str) -> String {
     static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
         [
+            // A histogram's sum is a sum of measured durations (its count still compares).
+            (r"\bsum Some\(\d+(\.\d+)?(e[+-]?\d+)?\)", "sum Some(<sum>)"),
+            // GoFr's request log times each request (`"response_time":39`, in µs).
+            (r#""response_time":\d+"#, r#""response_time":<duration>"#),
+            // GoFastr's readiness body times each check (`"durationMs":1`).
+            (r#""durationMs":\d+"#, r#""durationMs":<duration>"#),
+            // The goroutine a panic stack was printed from.
+            (r"\bgoroutine \d+ \[", "goroutine <n> ["),
+            // Names the harness draws at random: the traced service, the unrouted path.
+            (r"\bconform-svc-[0-9a-f]{6}\b", "conform-svc-<random>"),
+            (r"\bconform-unknown-[0-9a-f]{8}\b", "conform-unknown-<random>"),
+            // Which socket call met a cut connection (dial, read, write) depends on when the
+            // harness cut it; the error itself (`connection reset by peer`) still compares.
+            (
+                r"\b(dial|read|write) tcp [0-9.:\[\]]+(-\\u003e|->)?[0-9.:\[\]]*: (connect|read|write): ",
+                "<tcp op>: ",
+            ),
+            // How long each GoFr migration took (`gofr_migrations` rows: version, method, duration).
+            (r"\[(\d+), (UP|DOWN), \d+\]", "[$1, $2, <duration>]"),
             // RFC 3339 / ISO and Go's log prefix `2026/11/23 05:19:59`, with fraction and zone.
             (
                 r"\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)?",
@@ -268,6 +322,133 @@ mod tests {
             changes
                 .iter()
                 .any(|c| c.starts_with("GR-PORT-3: span:") && c.ends_with("(not observed)"))
+        );
+    }
+
+    #[test]
+    fn normalises_what_varies_by_design_and_keeps_behaviour() {
+        let pairs = [
+            (
+                "labels method,path,status count Some(2.0) sum Some(0.0123456789012345678)",
+                "labels method,path,status count Some(2.0) sum Some(0.04)",
+            ),
+            (
+                r#"{"response_time":39,"uri":"/hello","response":200}"#,
+                r#"{"response_time":1234,"uri":"/hello","response":200}"#,
+            ),
+            ("goroutine 43 [running]:", "goroutine 7 [running]:"),
+            (
+                r#"{"name":"db","status":"ok","durationMs":1}"#,
+                r#"{"name":"db","status":"ok","durationMs":0}"#,
+            ),
+            (
+                r#"{"service.name":"conform-svc-231b55"}"#,
+                r#"{"service.name":"conform-svc-77ad0d"}"#,
+            ),
+            (
+                "GET /conform-unknown-5b521fda: scope",
+                "GET /conform-unknown-d3d612a2: scope",
+            ),
+            (
+                "err: dial tcp 127.0.0.1:41234: connect: connection reset by peer",
+                r"err: read tcp 127.0.0.1:5555-\u003e127.0.0.1:41234: read: connection reset by peer",
+            ),
+            (
+                "gofr_migrations(version, method, duration): [1, UP, 0]; [2, UP, 0]",
+                "gofr_migrations(version, method, duration): [2, UP, 3]; [1, UP, 1]",
+            ),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(normalise(a), normalise(b), "{a:?} vs {b:?}");
+        }
+        // What the rules must not eat: a status, a count, a migration version or method, the
+        // error behind a cut connection, a log line's text, a header value.
+        let kept = [
+            (
+                r#"{"response_time":39,"response":200}"#,
+                r#"{"response_time":39,"response":500}"#,
+            ),
+            ("count Some(2.0) sum Some(0.5)", "count Some(3.0) sum Some(0.5)"),
+            (
+                "gofr_migrations(version, method, duration): [1, UP, 0]",
+                "gofr_migrations(version, method, duration): [1, DOWN, 0]",
+            ),
+            ("[1, UP, 0]; [2, UP, 0]", "[1, UP, 0]; [3, UP, 0]"),
+            (
+                "dial tcp 127.0.0.1:41234: connect: connection reset by peer",
+                "dial tcp 127.0.0.1:41234: connect: connection refused",
+            ),
+            ("Application shutdown complete", "Application shutdown started"),
+            ("cache-control: no-store", "cache-control: no-cache"),
+            (
+                r#"{"name":"db","status":"ok","durationMs":1}"#,
+                r#"{"name":"db","status":"down","durationMs":1}"#,
+            ),
+            (
+                "goroutine 43 [running]: main.boom",
+                "goroutine 43 [running]: main.other",
+            ),
+        ];
+        for (a, b) in kept {
+            assert_ne!(normalise(a), normalise(b), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn samples_are_reported_apart_and_old_reports_still_compare() {
+        let run = |notes: Value, verdict: &str| {
+            report(json!([{"clause": "GR-SHUT-5", "verdict": verdict, "evidence": {"notes": notes}}]))
+        };
+        // Which run missed the final line is a sample; the exit status is not.
+        let old = run(
+            json!([
+                {"key": "run 1", "value": "`Application shutdown complete` at line Some(9)", "sample": true},
+                {"key": "run 2", "value": "`Application shutdown complete` at line None", "sample": true},
+                {"key": "exit", "value": "exit code 0"}
+            ]),
+            "fail",
+        );
+        let new = run(
+            json!([
+                {"key": "run 1", "value": "`Application shutdown complete` at line None", "sample": true},
+                {"key": "exit", "value": "exit code 0"}
+            ]),
+            "fail",
+        );
+        let found = compare(&old, &new);
+        assert_eq!(found.changes, Vec::<Change>::new());
+        assert_eq!(found.samples.len(), 2, "{:?}", found.samples);
+        assert!(
+            found
+                .samples
+                .iter()
+                .any(|c| c.to_string().starts_with("GR-SHUT-5: run 2:"))
+        );
+        // A report written before the flag existed: the other side's mark still makes it a sample.
+        let unflagged = run(
+            json!([
+                {"key": "run 1", "value": "`Application shutdown complete` at line Some(9)"},
+                {"key": "exit", "value": "exit code 0"}
+            ]),
+            "fail",
+        );
+        let found = compare(&unflagged, &new);
+        assert_eq!((found.changes.len(), found.samples.len()), (0, 1), "{found:?}");
+        // A behaviour change next to samples is still one, and so is a verdict change.
+        let changed = run(
+            json!([
+                {"key": "run 1", "value": "`Application shutdown complete` at line Some(9)", "sample": true},
+                {"key": "exit", "value": "exit code 2"}
+            ]),
+            "pass",
+        );
+        let changes: Vec<String> = diff(&old, &changed).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            changes,
+            [
+                "GR-SHUT-5: verdict fail -> pass",
+                "GR-SHUT-5: exit: exit code 0 -> exit code 2"
+            ]
         );
     }
 }

@@ -142,14 +142,12 @@ impl Project {
     /// Build (or reuse) the CLI of the candidate's framework version and make an empty project.
     async fn new(cx: &mut Cx) -> Result<Project, Failure> {
         let cli = cx.framework_tool(CLI_PACKAGE).await?;
-        cx.note(
-            "gofastr CLI",
-            format!(
-                "{} ({}, {:?})",
-                cli.source,
-                if cli.cached { "cached" } else { "built" },
-                cli.took
-            ),
+        cx.note("gofastr CLI", &cli.source);
+        // Whether this run built the CLI or found it in the build cache is the cache's state,
+        // not the candidate's behaviour: a sample.
+        cx.note_sample(
+            "gofastr CLI build",
+            format!("{} in {:?}", if cli.cached { "cached" } else { "built" }, cli.took),
         );
         let dir = Workdir::new("gofastr-cli")?;
         std::fs::create_dir(dir.cwd().join("migrations"))?;

@@ -212,6 +212,14 @@ impl Cx {
         self.evidence.note(key, value);
     }
 
+    /// Record an observation that is one sample of a race the candidate really has, so that
+    /// `conform diff` of two runs of the same build reports it apart instead of as a behaviour
+    /// change. Example: `cx.note_sample(format!("run {run}"), outcome)` for each run of a
+    /// repeated shutdown whose final log line may or may not make it out.
+    pub fn note_sample(&mut self, key: impl Into<String>, value: impl std::fmt::Display) {
+        self.evidence.note_sample(key, value);
+    }
+
     /// A fresh OTLP sink for this scenario ([`Services::otlp`]): the receiver, behind the run's
     /// collector if it has one (then recorded in the evidence).
     pub async fn otlp(&mut self) -> Result<OtlpSink, Failure> {
@@ -331,7 +339,8 @@ impl Cx {
             match self.wait_live(&mut app).await {
                 Ok(()) => return Ok(app),
                 Err(failure) if attempt <= PORT_RACE_RETRIES && lost_port_race(&app, self.profile()) => {
-                    self.note(
+                    // The harness's own race with other processes on the machine: a sample.
+                    self.note_sample(
                         "retry",
                         format!("port {:?} was taken before the candidate bound it", app.port),
                     );
@@ -517,7 +526,7 @@ impl Cx {
 
 /// True when the app exited saying a port it was told to bind was taken (the harness's port
 /// race, not the candidate's fault), in its framework's words.
-fn lost_port_race(app: &App, profile: &Profile) -> bool {
+pub(crate) fn lost_port_race(app: &App, profile: &Profile) -> bool {
     app.running
         .output()
         .find(|l| l.text.contains(profile.port_taken_log))

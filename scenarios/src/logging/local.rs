@@ -153,26 +153,24 @@ pub(super) async fn level_threshold(cx: &mut Cx) -> Result<(), Failure> {
                 problems.push(format!("{label}: the handler's {level} line {message:?} is missing"));
             }
         }
-        let request_levels: Vec<String> = run
-            .lines
-            .iter()
-            .filter(|l| {
-                l.message_object()
-                    .is_some_and(|m| m.contains_key("uri") && m.contains_key("response"))
-            })
-            .map(|l| {
-                let uri = l
-                    .message_object()
-                    .and_then(|m| m.get("uri"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                format!("{uri} {}", l.level().unwrap_or("?"))
-            })
-            .collect();
-        cx.note(
-            format!("{label}: request-log lines (uri, level)"),
-            request_levels.join(", "),
+        let request_levels = harness::output::per_stream(
+            run.lines
+                .iter()
+                .filter(|l| {
+                    l.message_object()
+                        .is_some_and(|m| m.contains_key("uri") && m.contains_key("response"))
+                })
+                .map(|l| {
+                    let uri = l
+                        .message_object()
+                        .and_then(|m| m.get("uri"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    (l.stream, format!("{uri} {}", l.level().unwrap_or("?")))
+                }),
+            ", ",
         );
+        cx.note(format!("{label}: request-log lines (uri, level)"), request_levels);
         let is_error_log = |l: &LogLine| {
             l.message_object()
                 .and_then(|m| m.get("uri"))

@@ -7,8 +7,11 @@
 //! point, because a line not read yet looks the same as a line never written: the candidate's log
 //! endpoint writes INFO, DEBUG and WARN on stdout and then ERROR on stderr, in that order, from
 //! one goroutine. Once the WARN line and the ERROR line of a later request have been read, every
-//! line that request or an earlier one wrote on either stream has been read too, since a pipe
-//! keeps its order. So no absence is ever concluded from a wait that merely ran out.
+//! line an earlier request wrote on either stream has been read too, since a pipe keeps its
+//! order. So no absence is ever concluded from a wait that merely ran out. What the sync request
+//! writes after its sync lines (its request-log line) is cut off, so every run judges the same
+//! lines. How lines of the two pipes interleave is not the candidate's behaviour: notes list each
+//! stream's lines in their own order.
 //!
 //! The remote level endpoint is a harness-owned loopback [`HttpStub`](harness::service::stub);
 //! with `REMOTE_LOG_FETCH_INTERVAL=1` the candidate polls it every second, and every wait there
@@ -68,7 +71,7 @@ pub fn clauses() -> Vec<Clause> {
                 page: "guides/production-logging",
                 heading: "The log line shape; quick-start/observability › Log Levels › ERROR",
             },
-            "Boot on SQLite with stdout and stderr piped; GET the error endpoint and the log endpoint twice; once both streams are synced, every line of both must be a JSON object with the documented fields, the framework version, and its level on the right stream.",
+            "Boot on SQLite with stdout and stderr piped; GET the error endpoint once and the log endpoint three times; once both streams are synced on the last request's lines, every line of both up to them must be a JSON object with the documented fields, the framework version, and its level on the right stream.",
             &[],
             check!(local::envelope),
         ),
@@ -290,9 +293,13 @@ impl Exercise {
     }
 }
 
-/// GET the error endpoint once and the log endpoint twice, then wait until the second log
-/// request's WARN line is on stdout and its ERROR line on stderr: from then on every line these
-/// requests (and the boot) wrote has been read.
+/// GET the error endpoint once and the log endpoint twice, then the log endpoint once more as a
+/// sync request: once its WARN line is on stdout and its ERROR line on stderr, every line the
+/// first three requests (and the boot) wrote has been read, their request-log lines included
+/// (each is written before its response goes out, so before the sync request is sent). Each
+/// stream is then cut just after the sync request's line on it: what the candidate writes after
+/// that (the sync request's own request-log line) may or may not have been read yet, so it is
+/// never judged, and every run judges the same lines.
 async fn exercise(cx: &mut Cx, app: &App) -> Result<Exercise, Failure> {
     let log = log_endpoint(cx)?;
     let error = error_endpoint(cx)?;
@@ -302,19 +309,47 @@ async fn exercise(cx: &mut Cx, app: &App) -> Result<Exercise, Failure> {
     cx.get(app, &error).await?;
     cx.get(app, &log).await?;
     cx.get(app, &log).await?;
-    let stdout_unsynced = wait_count(&output, Stream::Stdout, WARN_MSG, warns + 2)
+    cx.get(app, &log).await?;
+    let stdout_unsynced = wait_count(&output, Stream::Stdout, WARN_MSG, warns + 3)
         .await
         .err()
         .map(|e| e.to_string());
-    let stderr_unsynced = wait_count(&output, Stream::Stderr, ERROR_MSG, errors + 2)
+    let stderr_unsynced = wait_count(&output, Stream::Stderr, ERROR_MSG, errors + 3)
         .await
         .err()
         .map(|e| e.to_string());
     Ok(Exercise {
-        lines: parsed(app),
+        lines: up_to_sync(
+            parsed(app),
+            &[
+                (Stream::Stdout, WARN_MSG, warns + 3),
+                (Stream::Stderr, ERROR_MSG, errors + 3),
+            ],
+        ),
         stdout_unsynced,
         stderr_unsynced,
     })
+}
+
+/// `lines` with each stream cut after its sync line: for each `(stream, message, n)`, the lines on
+/// `stream` after the `n`th line with message `message` are dropped (a stream that never reached
+/// its sync line is kept whole; the exercise reports it unsynced).
+fn up_to_sync(lines: Vec<LogLine>, syncs: &[(Stream, &str, usize)]) -> Vec<LogLine> {
+    let mut seen = vec![0; syncs.len()];
+    lines
+        .into_iter()
+        .filter(|line| {
+            let Some(i) = syncs.iter().position(|(s, _, _)| *s == line.stream) else {
+                return true;
+            };
+            let (_, message, n) = syncs[i];
+            let keep = seen[i] < n;
+            if line.message_text() == Some(message) {
+                seen[i] += 1;
+            }
+            keep
+        })
+        .collect()
 }
 
 /// True for `len` lowercase hex digits, not all zero (W3C trace and span IDs).
@@ -385,6 +420,48 @@ mod tests {
         assert!(!is_rfc3339("2026-11-23 04:41:11Z"));
         assert!(!is_rfc3339("2026-11-23T04:41:11."));
         assert!(!is_rfc3339("04:41:11"));
+    }
+
+    #[test]
+    fn each_stream_is_cut_after_its_sync_line() {
+        let line = |stream, message: &str| {
+            LogLine::parse(&Line {
+                stream,
+                text: format!(r#"{{"level":"INFO","message":"{message}"}}"#),
+                at: Duration::ZERO,
+            })
+        };
+        let lines = vec![
+            line(Stream::Stdout, "boot"),
+            line(Stream::Stdout, WARN_MSG),
+            line(Stream::Stderr, ERROR_MSG),
+            line(Stream::Stdout, "request log 1"),
+            line(Stream::Stdout, WARN_MSG),
+            line(Stream::Stderr, "late on stderr"),
+            line(Stream::Stderr, ERROR_MSG),
+            line(Stream::Stdout, "request log 2, maybe read, maybe not"),
+            line(Stream::Stderr, "after the sync on stderr"),
+        ];
+        let kept = up_to_sync(lines, &[(Stream::Stdout, WARN_MSG, 2), (Stream::Stderr, ERROR_MSG, 2)]);
+        let texts: Vec<&str> = kept.iter().filter_map(LogLine::message_text).collect();
+        assert_eq!(
+            texts,
+            [
+                "boot",
+                WARN_MSG,
+                ERROR_MSG,
+                "request log 1",
+                WARN_MSG,
+                "late on stderr",
+                ERROR_MSG
+            ]
+        );
+        // A stream that never reached its sync line is kept whole.
+        let unsynced = up_to_sync(
+            vec![line(Stream::Stdout, "a"), line(Stream::Stdout, "b")],
+            &[(Stream::Stdout, WARN_MSG, 1)],
+        );
+        assert_eq!(unsynced.len(), 2);
     }
 
     #[test]

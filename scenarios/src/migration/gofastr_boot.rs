@@ -263,8 +263,18 @@ async fn first_deploy_round(cx: &mut Cx, table: &str) -> Result<Schema, Failure>
         }
         stop(cx, &mut app).await?;
     }
-    let two = snapshot(cx, &attached, &format!("two replicas at once ({table})")).await?;
-    let versions = rows(cx, &attached, "versioned runs", "_migrations", &["version"], "version").await?;
+    // Noted per round as samples: how many rounds ran before a miss (and so how many of these
+    // notes there are) is the race's luck; a bad round ends the repetition with a violation that
+    // says what went wrong.
+    let mut conn = inspector(&attached, false).await?;
+    let two = conn.schema().await?;
+    conn.close().await?;
+    cx.note_sample(format!("schema two replicas at once ({table})"), &two);
+    let versions = rows_of(&attached, "_migrations", &["version"], "version").await?;
+    cx.note_sample(
+        "rows versioned runs",
+        format!("_migrations(version): {}", fmt_rows(&versions)),
+    );
     let mut distinct = versions.clone();
     distinct.dedup();
     if distinct.len() != versions.len() {

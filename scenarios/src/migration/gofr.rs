@@ -113,26 +113,55 @@ pub(super) fn clauses() -> Vec<Clause> {
 
 /// The `message` of every JSON log line of `app`, in order (other lines as printed).
 fn messages(app: &App) -> Vec<String> {
-    lines(app)
-        .into_iter()
-        .map(|l| {
-            serde_json::from_str::<Value>(&l)
-                .ok()
-                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or(l)
-        })
-        .collect()
+    lines(app).into_iter().map(|l| message(&l)).collect()
+}
+
+/// The `message` of a JSON log line (another line as printed).
+fn message(line: &str) -> String {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| line.to_owned())
+}
+
+/// The migration lines of `app`, each stream's in its own order (see
+/// [`harness::output::per_stream`]): GoFr writes errors on stderr, the rest on stdout.
+fn migration_log_text(app: &App) -> String {
+    harness::output::per_stream(
+        app.running
+            .output()
+            .lines()
+            .iter()
+            .map(|l| (l.stream, message(&l.plain())))
+            .filter(|(_, m)| is_migration_line(m)),
+        " | ",
+    )
+}
+
+/// True for a migration line (see [`migration_log`]).
+fn is_migration_line(message: &str) -> bool {
+    message.to_lowercase().contains("migration")
 }
 
 /// The migration lines (`running migration N`, `Migration N ran successfully`, `skipping`, `no
-/// new migrations`) of `app`, recorded under `label`.
+/// new migrations`) of `app` in the order read, for the verdict; recorded under `label` stream by
+/// stream (see [`migration_log_text`]).
 fn migration_log(cx: &mut Cx, app: &App, label: &str) -> Vec<String> {
-    let log: Vec<String> = messages(app)
-        .into_iter()
-        .filter(|m| m.to_lowercase().contains("migration"))
-        .collect();
-    cx.note(format!("migration log {label}"), log.join(" | "));
-    log
+    cx.note(format!("migration log {label}"), migration_log_text(app));
+    migration_lines(app)
+}
+
+/// The migration lines of one of several replicas racing for the lock, recorded under `label`
+/// as a sample: which replica runs a key and which waits is up to the scheduler. What the
+/// replicas did together is noted stably by the caller.
+fn replica_log(cx: &mut Cx, app: &App, label: &str) -> Vec<String> {
+    cx.note_sample(format!("migration log {label}"), migration_log_text(app));
+    migration_lines(app)
+}
+
+/// The migration lines of `app` (see [`migration_log`]).
+fn migration_lines(app: &App) -> Vec<String> {
+    messages(app).into_iter().filter(|m| is_migration_line(m)).collect()
 }
 
 /// The keys named by lines starting `prefix` (`running migration 3` -> 3).
@@ -155,8 +184,11 @@ fn succeeded(log: &[String]) -> Vec<i64> {
 
 /// The (version, method) records, recorded under `label`.
 async fn records(cx: &mut Cx, db: &Attached, label: &str) -> Result<Vec<Vec<Option<String>>>, Failure> {
-    rows(cx, db, label, RECORDS, &["version", "method", "duration"], "version").await
+    rows(cx, db, label, RECORDS, &RECORD_COLUMNS, "version").await
 }
+
+/// The columns of [`RECORDS`] that [`records`] reads.
+const RECORD_COLUMNS: [&str; 3] = ["version", "method", "duration"];
 
 fn versions(records: &[Vec<Option<String>>]) -> Vec<String> {
     records.iter().filter_map(|r| r[0].clone()).collect()
@@ -393,9 +425,11 @@ async fn coordinated_under_lock(cx: &mut Cx) -> Result<(), Failure> {
     let mut ran = Vec::new();
     for (i, app) in replicas.iter_mut().enumerate() {
         stop(cx, app).await?;
-        let log = migration_log(cx, app, &format!("deploy replica {}", i + 1));
+        let log = replica_log(cx, app, &format!("deploy replica {}", i + 1));
         ran.extend(keys_in(&log, "running migration "));
     }
+    ran.sort_unstable();
+    cx.note("keys run across the replicas (deploy)", format!("{ran:?}"));
     let recs = records(cx, &attached, "after the deploy").await?;
     if ran != [3] || versions(&recs) != ["1", "2", "3"] {
         return Err(Failure::violation(
@@ -428,12 +462,19 @@ async fn first_deploy_round(cx: &mut Cx) -> Result<(), Failure> {
     for (i, app) in replicas.iter_mut().enumerate() {
         stop(cx, app).await?;
         ran.extend(keys_in(
-            &migration_log(cx, app, &format!("first-deploy replica {}", i + 1)),
+            &replica_log(cx, app, &format!("first-deploy replica {}", i + 1)),
             "running migration ",
         ));
     }
     ran.sort_unstable();
-    let recs = records(cx, &attached, "after the first deploy").await?;
+    // Noted per round as samples: which replica ran what, and the records with their durations.
+    // A bad round ends the repetition with the violation below, which says what went wrong.
+    cx.note_sample("keys run across the replicas (first deploy)", format!("{ran:?}"));
+    let recs = rows_of(&attached, RECORDS, &RECORD_COLUMNS, "version").await?;
+    cx.note_sample(
+        "rows after the first deploy",
+        format!("{RECORDS}({}): {}", RECORD_COLUMNS.join(", "), fmt_rows(&recs)),
+    );
     if ran != [1, 2] || versions(&recs) != ["1", "2"] {
         return Err(Failure::violation(
             "across both replicas each of 1, 2 is run once and recorded once",
@@ -458,12 +499,15 @@ async fn unreachable_database(cx: &mut Cx) -> Result<(), Failure> {
 
 async fn no_datasource(cx: &mut Cx) -> Result<(), Failure> {
     let mut app = cx.boot(None).await?;
+    cx.note("serves", "liveness answered 200");
+    // Looked for once the process has exited and its pipes are read to the end: at liveness the
+    // line (logged at boot, on either pipe) may not have been read yet.
+    stop(cx, &mut app).await?;
     let line = messages(&app)
         .into_iter()
         .find(|m| m.contains("no migrations are running"));
     cx.note("migration line", line.as_deref().unwrap_or("(none)"));
-    cx.note("serves", "liveness answered 200");
-    stop(cx, &mut app).await
+    Ok(())
 }
 
 async fn gap_keys(cx: &mut Cx) -> Result<(), Failure> {

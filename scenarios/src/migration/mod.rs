@@ -67,13 +67,25 @@ pub(crate) async fn rows(
     columns: &[&str],
     order_by: &str,
 ) -> Result<Vec<Vec<Option<String>>>, Failure> {
-    let mut conn = inspector(db, false).await?;
-    let rows = conn.rows(table, columns, order_by).await?;
-    conn.close().await?;
+    let rows = rows_of(db, table, columns, order_by).await?;
     cx.note(
         format!("rows {label}"),
         format!("{table}({}): {}", columns.join(", "), fmt_rows(&rows)),
     );
+    Ok(rows)
+}
+
+/// The rows of `table` as [`rows`] reads them, without noting them (for a caller that notes them
+/// as a sample).
+pub(crate) async fn rows_of(
+    db: &Attached,
+    table: &str,
+    columns: &[&str],
+    order_by: &str,
+) -> Result<Vec<Vec<Option<String>>>, Failure> {
+    let mut conn = inspector(db, false).await?;
+    let rows = conn.rows(table, columns, order_by).await?;
+    conn.close().await?;
     Ok(rows)
 }
 
@@ -185,7 +197,8 @@ pub(crate) async fn lined_up(
         .iter()
         .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    cx.note(
+    // Which statements the replicas were waiting with depends on how far each got: a sample.
+    cx.note_sample(
         "replicas lined up",
         format!("released together from: {}", queries.join(" | ")),
     );

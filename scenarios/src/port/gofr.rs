@@ -87,14 +87,16 @@ async fn gofr_http_port(cx: &mut Cx) -> Result<(), Failure> {
     let sockets = listening_sockets(cx, &mut app).await?;
     expect_reach(&sockets, port, Reach::AllInterfaces, &format!("HTTP_PORT={port}"))?;
     drop(app);
-    // Unset: the documented default.
-    default_port_listens_everywhere(cx).await?;
-    // Odd values, recorded: the docs give only the default.
+    // Unset: the documented default (claimed for the odd values after it, which fall back to it).
     let default = cx.profile().default_port;
+    let _turn = claim_default(default).await?;
+    on_default_port_everywhere(cx).await?;
+    // Odd values, recorded: the docs give only the default.
     for odd in ["0", "-5", "abc", " 8001"] {
         let mut spec = cx.spec(Some(&db))?;
         spec.set("HTTP_PORT", odd);
         spec.port = Some(default);
+        wait_free(default).await?;
         let mut app = cx.start(spec)?;
         let seen = wait_port(&mut app, default).await;
         cx.note(format!("HTTP_PORT={odd:?}"), seen);
@@ -105,7 +107,7 @@ async fn gofr_http_port(cx: &mut Cx) -> Result<(), Failure> {
 
 async fn gofr_metrics_port(cx: &mut Cx) -> Result<(), Failure> {
     let default = cx.profile().default_metrics_port.expect("gofr has a metrics port");
-    require_free(default)?;
+    let _turn = claim_default(default).await?;
     let db = cx.database(Db::Sqlite).await?;
     let mut app = cx
         .boot_with(Some(&db), |spec| {

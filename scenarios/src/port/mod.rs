@@ -102,13 +102,37 @@ fn expect_reach(sockets: &[ListenSocket], port: u16, reach: Reach, why: &str) ->
     }
 }
 
-/// A documented default port must be free on this machine for the check to mean anything.
-fn require_free(port: u16) -> Result<(), Failure> {
-    TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(|e| {
-        Failure::harness(format!(
-            "port {port} (the documented default) is not free on this machine ({e}); cannot check the default"
-        ))
-    })
+/// How many times a boot on a default port is retried after losing the port to another process.
+const DEFAULT_PORT_RETRIES: usize = 3;
+
+/// Take this process's turn on the documented default `port` (see
+/// [`harness::ports::claim_default`]: other conform processes on this machine boot candidates on
+/// it too), then wait until nothing else holds it: a documented default port must be free on
+/// this machine for the check to mean anything. Keep the claim while the port is in use.
+async fn claim_default(port: u16) -> Result<harness::ports::DefaultPortClaim, Failure> {
+    let claim = harness::ports::claim_default(port, timeouts::DEFAULT_PORT_CLAIM)
+        .await
+        .map_err(|e| Failure::harness(format!("port {port} (the documented default): {e}")))?;
+    wait_free(port).await?;
+    Ok(claim)
+}
+
+/// Wait (polled, bounded) until `port` can be bound on every interface: a process that does not
+/// take the claim (a conform built before it, anything else on the machine) may hold it a while.
+async fn wait_free(port: u16) -> Result<(), Failure> {
+    harness::poll::wait_for(
+        format!("port {port} (the documented default) to be free on this machine"),
+        timeouts::DEFAULT_PORT_CLAIM,
+        timeouts::POLL_INTERVAL,
+        || async move {
+            match TcpListener::bind(("0.0.0.0", port)) {
+                Ok(_) => Poll::Ready(()),
+                Err(e) => Poll::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await
+    .map_err(|e| Failure::harness(format!("{e}; cannot check the default")))
 }
 
 async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
@@ -126,15 +150,36 @@ async fn bare_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 async fn default_port_listens_everywhere(cx: &mut Cx) -> Result<(), Failure> {
+    let _turn = claim_default(cx.profile().default_port).await?;
+    on_default_port_everywhere(cx).await
+}
+
+/// [`default_port_listens_everywhere`] for a caller already holding the default port's claim.
+async fn on_default_port_everywhere(cx: &mut Cx) -> Result<(), Failure> {
     let default = cx.profile().default_port;
-    require_free(default)?;
     let db = cx.database(Db::Sqlite).await?;
     let port_env = cx.profile().port_env;
-    let mut spec = cx.spec(Some(&db))?;
-    spec.unset(port_env);
-    spec.port = Some(default);
-    let mut app = cx.start(spec)?;
-    cx.wait_live(&mut app).await?;
+    // Free a moment ago, the port can still be taken before the candidate binds it by a process
+    // that does not take the claim: the candidate then says so, and boots again once it is free.
+    let mut attempt = 0;
+    let mut app = loop {
+        attempt += 1;
+        let mut spec = cx.spec(Some(&db))?;
+        spec.unset(port_env);
+        spec.port = Some(default);
+        let mut app = cx.start(spec)?;
+        match cx.wait_live(&mut app).await {
+            Ok(()) => break app,
+            Err(_) if attempt <= DEFAULT_PORT_RETRIES && crate::cx::lost_port_race(&app, cx.profile()) => {
+                cx.note_sample(
+                    "retry",
+                    format!("default port {default} was taken by another process before the candidate bound it"),
+                );
+                wait_free(default).await?;
+            }
+            Err(failure) => return Err(failure),
+        }
+    };
     let sockets = listening_sockets(cx, &mut app).await?;
     // The default port is reused by the next boot of the same clause: wait until it is free.
     cx.kill(&mut app).await?;

@@ -196,15 +196,11 @@ pub(super) async fn span_tree(cx: &mut Cx) -> Result<(), Failure> {
     let parent = TraceParent::new(true)?;
     get(cx, &t.app, &path, Some(&parent)).await?;
     let spans = settle(cx, &t, &path).await?;
+    let tree_of = |trace_id: &str| -> Vec<_> { spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect() };
     if let Some(id) = correlation(&root) {
-        let tree: Vec<_> = spans.iter().filter(|s| s.trace_id == id).cloned().collect();
-        cx.note(format!("GET {path} without traceparent"), describe(&tree));
+        cx.note(format!("GET {path} without traceparent"), describe(&tree_of(&id)));
     }
-    let tree: Vec<_> = spans
-        .iter()
-        .filter(|s| s.trace_id == parent.trace_id)
-        .cloned()
-        .collect();
+    let tree = tree_of(&parent.trace_id);
     cx.note(
         format!("GET {path} with traceparent (upstream span {})", parent.span_id),
         describe(&tree),
@@ -246,7 +242,8 @@ pub(super) async fn sql_spans(cx: &mut Cx) -> Result<(), Failure> {
         .filter(|s| s.trace_id != parent.trace_id)
         .cloned()
         .collect();
-    cx.note("other spans (boot, migrations)", describe(&others));
+    // How many `sql.conn.reset_session` spans the pool emits depends on connection reuse timing.
+    cx.note_sample("other spans (boot, migrations)", describe(&others));
     let mut problems = Problems::default();
     if !in_trace.iter().any(|s| is_sql(&s)) {
         problems.add(

@@ -331,11 +331,16 @@ async fn stop(cx: &mut Cx, app: &mut App) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One line per span: name, kind, scope, ids, status and attributes, for evidence and messages.
+/// One line per span, in the order they started: name, kind, scope, ids, status and attributes,
+/// for evidence and messages.
 fn describe(spans: &[ReceivedSpan]) -> String {
     if spans.is_empty() {
         return "no spans".into();
     }
+    // In the order the spans started (a request's router span, its handler, then its SQL), not
+    // the order they arrived: that follows when each ended and how the exporter batched them.
+    let mut spans: Vec<&ReceivedSpan> = spans.iter().collect();
+    spans.sort_by_key(|s| s.start_unix_nano);
     spans
         .iter()
         .map(|s| {
