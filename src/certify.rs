@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use futures::StreamExt;
 use harness::candidate::BuildCache;
 use harness::report::kills::{KillMatrix, MutantReport};
 use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
@@ -358,47 +359,57 @@ async fn kill_matrix(
     if mutants.is_empty() {
         return Ok(None);
     }
-    let mut runs = Vec::new();
-    for mutant in mutants {
-        let clauses: Vec<Clause> = mutant
-            .clauses()
-            .into_iter()
-            .filter(|c| reference.results.iter().any(|r| r.clause == c.id))
-            .collect();
-        if clauses.is_empty() {
-            continue;
-        }
-        let built = tokio::task::spawn_blocking({
-            let (mutant, cache) = (mutant.clone(), cache.clone());
-            move || mutant.build(&cache)
+    // Mutants run `options.parallel` at a time (each with its clauses `options.parallel` at a
+    // time): a mutant's few clauses mostly wait on its candidate (a drain, a boot), so one mutant
+    // at a time leaves the machine idle. The reports keep the mutants' order.
+    let runs: Vec<Option<MutantReport>> = futures::stream::iter(mutants)
+        .map(|mutant| async move {
+            let clauses: Vec<Clause> = mutant
+                .clauses()
+                .into_iter()
+                .filter(|c| reference.results.iter().any(|r| r.clause == c.id))
+                .collect();
+            if clauses.is_empty() {
+                return Ok(None);
+            }
+            let built = tokio::task::spawn_blocking({
+                let (mutant, cache) = (mutant.clone(), cache.clone());
+                move || mutant.build(&cache)
+            })
+            .await
+            .map_err(|e| format!("building mutant {}: {e}", mutant.name))?
+            .map_err(|e| format!("building mutant {}: {e}", mutant.name))?;
+            let info = RunInfo {
+                provider: reference.provider.clone(),
+                collector: reference.collector.clone(),
+                command: reference.command.clone(),
+                started: SystemTime::now(),
+                clock: Instant::now(),
+            };
+            let progress = Progress::for_mutant(options.style, &mutant.name, clauses.len());
+            let results =
+                scenarios::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress)
+                    .await;
+            progress.finish();
+            Ok(Some(MutantReport {
+                report: certify::report(
+                    &built.candidate,
+                    mutant.framework,
+                    &built.build.source_hash,
+                    &info,
+                    results,
+                ),
+                name: mutant.name,
+                breaks: mutant.breaks,
+                areas: mutant.areas,
+            }))
         })
+        .buffered(options.parallel.max(1))
+        .collect::<Vec<Result<Option<MutantReport>, String>>>()
         .await
-        .map_err(|e| format!("building mutant {}: {e}", mutant.name))?
-        .map_err(|e| format!("building mutant {}: {e}", mutant.name))?;
-        let info = RunInfo {
-            provider: reference.provider.clone(),
-            collector: reference.collector.clone(),
-            command: reference.command.clone(),
-            started: SystemTime::now(),
-            clock: Instant::now(),
-        };
-        let progress = Progress::new(options.style, &mutant.name, clauses.len());
-        let results =
-            scenarios::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress).await;
-        progress.finish();
-        runs.push(MutantReport {
-            report: certify::report(
-                &built.candidate,
-                mutant.framework,
-                &built.build.source_hash,
-                &info,
-                results,
-            ),
-            name: mutant.name,
-            breaks: mutant.breaks,
-            areas: mutant.areas,
-        });
-    }
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let runs: Vec<MutantReport> = runs.into_iter().flatten().collect();
     Ok(Some(KillMatrix::new(reference, &runs)))
 }
 

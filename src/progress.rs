@@ -79,6 +79,8 @@ pub(crate) struct Progress {
     style: Style,
     bar: Option<ProgressBar>,
     running: Mutex<Vec<&'static str>>,
+    /// Written before each finished line when several runs print at once (mutants).
+    label: Option<String>,
 }
 
 impl Progress {
@@ -104,6 +106,16 @@ impl Progress {
             style,
             bar,
             running: Mutex::new(Vec::new()),
+            label: None,
+        }
+    }
+
+    /// Progress over the clauses of a mutant, which runs beside other mutants: each finished line
+    /// names it.
+    pub(crate) fn for_mutant(style: Style, mutant: &str, total: usize) -> Progress {
+        Progress {
+            label: Some(format!("[{mutant}]")),
+            ..Progress::new(style, mutant, total)
         }
     }
 
@@ -138,8 +150,9 @@ impl Observer for Progress {
             Verdict::Error { message } => format!(": {}", first_line(message)),
             _ => String::new(),
         };
+        let label = self.label.as_deref().map(|l| format!("{l} ")).unwrap_or_default();
         let line = format!(
-            "  {} {:<12} {:>6.1} s{detail}",
+            "  {label}{} {:<12} {:>6.1} s{detail}",
             self.style.verdict(&r.verdict, &format!("{:<8}", r.verdict.name())),
             r.clause,
             r.duration.as_secs_f64()
