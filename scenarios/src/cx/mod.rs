@@ -360,13 +360,21 @@ impl Cx {
         };
         let path = self.profile().liveness;
         let http = self.http.clone();
+        let pid = app.running.pid();
         let waited = app
             .running
             .wait_until(&format!("GET {path} on {addr} to answer 200"), timeouts::boot(), || {
                 let http = http.clone();
                 async move {
                     match http.get(addr, path).await {
-                        Ok(ex) if ex.status() == Some(200) => Poll::Ready(ex),
+                        // The answer must come from this candidate: when another process took the
+                        // port the harness picked (the port race), a candidate of a neighbouring
+                        // scenario may answer there while this one is failing to bind.
+                        Ok(ex) if ex.status() == Some(200) && !listens_elsewhere(pid, addr.port()) => Poll::Ready(ex),
+                        Ok(ex) if ex.status() == Some(200) => Poll::NotYet(format!(
+                            "port {} answered by a process other than pid {pid}",
+                            addr.port()
+                        )),
                         Ok(ex) => Poll::NotYet(ex.summary()),
                         Err(err) => Poll::Abort(err.to_string()),
                     }
@@ -522,6 +530,13 @@ impl Cx {
             index: self.launches.len() - 1,
         })
     }
+}
+
+/// True when the process `pid` demonstrably does not listen on `port` (its sockets are readable
+/// and none is bound to it): whoever answered there is someone else. Unreadable sockets are not
+/// taken as evidence either way.
+fn listens_elsewhere(pid: u32, port: u16) -> bool {
+    harness::sockets::listening(pid).is_ok_and(|sockets| !sockets.iter().any(|s| s.addr.port() == port))
 }
 
 /// True when the app exited saying a port it was told to bind was taken (the harness's port
