@@ -93,6 +93,13 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (a shared build cache), else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root().join(d))
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// The `GOPROXY` for every Go build run from here: `file://<abs>/shared/goproxy` (the module
 /// mirror beside the checkout, holding both frameworks' releases) in front of the proxy Go would
 /// use otherwise (`go env GOPROXY`, which honours the user's own setting). `None` when there is no
@@ -475,11 +482,11 @@ fn bench(rest: &[String]) -> Result<(), Failure> {
         "bench",
     ]))?;
     println!("== services (harness/examples/bench.rs)");
-    run(Command::new(root().join("target/release/examples/bench")).args(rest))?;
+    run(Command::new(target_dir().join("release/examples/bench")).args(rest))?;
     println!("\n== certification wall time (conform certify, release build)");
     for candidate in ["gofastr", "gofr"] {
         let start = Instant::now();
-        let status = go_env(&mut Command::new(root().join("target/release/conform")))
+        let status = go_env(&mut Command::new(target_dir().join("release/conform")))
             .args([
                 "certify",
                 &format!("fixtures/candidates/{candidate}"),

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{Failure, fail, go_env, root, run};
+use crate::{Failure, fail, go_env, root, run, target_dir};
 
 /// The reference candidates and the release before each one's pin.
 const PREVIOUS: [(&str, &str); 2] = [("gofastr", "v0.66.0"), ("gofr", "v1.55.0")];
@@ -21,7 +21,7 @@ const PREVIOUS: [(&str, &str); 2] = [("gofastr", "v0.66.0"), ("gofr", "v1.55.0")
 pub(crate) fn releases(rest: &[String]) -> Result<(), Failure> {
     run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
     let out = root().join("reports/releases");
-    let scratch = root().join("target/releases");
+    let scratch = target_dir().join("releases");
     for dir in [&out, &scratch] {
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
     }
@@ -71,7 +71,7 @@ pub(crate) fn releases(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn conform() -> Command {
-    let mut cmd = Command::new(root().join("target/release/conform"));
+    let mut cmd = Command::new(target_dir().join("release/conform"));
     go_env(&mut cmd).current_dir(root());
     cmd
 }
