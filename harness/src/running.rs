@@ -241,6 +241,26 @@ impl Running {
         .await
     }
 
+    /// Wait until the process listens on `port` (a server it starts apart from its first one, such
+    /// as GoFr's metrics server), returning that socket.
+    pub async fn wait_listening_on(&mut self, port: u16, ceiling: Duration) -> Result<ListenSocket, PollError> {
+        let pid = self.pid;
+        self.wait_until(
+            &format!("the candidate to listen on port {port}"),
+            ceiling,
+            || async move {
+                match sockets::listening(pid) {
+                    Ok(found) => match found.into_iter().find(|s| s.port() == port) {
+                        Some(socket) => Poll::Ready(socket),
+                        None => Poll::NotYet(format!("not listening on {port} yet")),
+                    },
+                    Err(err) => Poll::NotYet(format!("could not read sockets: {err}")),
+                }
+            },
+        )
+        .await
+    }
+
     /// The TCP sockets the process is listening on now.
     pub fn listening(&self) -> std::io::Result<Vec<ListenSocket>> {
         sockets::listening(self.pid)

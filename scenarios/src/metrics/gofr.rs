@@ -309,22 +309,10 @@ pub(super) async fn sql_metrics(cx: &mut Cx) -> Result<(), Failure> {
         // GoFr starts its metrics server in a goroutine of its own: liveness on the HTTP port does
         // not mean it listens yet. Wait (bounded) for the listener; if it never comes, the scrape
         // below fails as it did before.
-        let pid = app.running.pid();
-        let listening = app
+        let _ = app
             .running
-            .wait_until(
-                &format!("a listener on the metrics port {}", addr.port()),
-                harness::timeouts::boot(),
-                || async move {
-                    match harness::sockets::listening(pid) {
-                        Ok(s) if s.iter().any(|s| s.port() == addr.port()) => harness::poll::Poll::Ready(()),
-                        Ok(_) => harness::poll::Poll::NotYet("not listening yet".into()),
-                        Err(e) => harness::poll::Poll::NotYet(e.to_string()),
-                    }
-                },
-            )
+            .wait_listening_on(addr.port(), harness::timeouts::boot())
             .await;
-        drop(listening);
         let before = scrape_valid(cx, addr, &format!("{what}: scrape before the queries")).await?;
         drive(cx, &app, &path, 2).await?;
         let after = wait_for_pool_gauges(cx, addr, what).await?;
