@@ -20,24 +20,18 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use scenarios::certify::{self, RunInfo};
 use scenarios::cx::Target;
 use scenarios::profile::Framework;
-use scenarios::services::Services;
 
 /// One certification of `target` with every clause of its framework, as a JSON report value.
 async fn certify_once(target: Arc<Target>, framework: Framework) -> Result<serde_json::Value, String> {
-    let services = Arc::new(Services::new(Provider::Native).map_err(|e| format!("preparing services: {e}"))?);
     let info = RunInfo {
         provider: "native".into(),
-        collector: services.collector_description(),
+        collector: "none".into(),
         command: "diff_noise".into(),
         started: SystemTime::now(),
         clock: Instant::now(),
     };
     let clauses = scenarios::clauses_for(framework);
-    let results =
-        scenarios::run::run_clauses(&clauses, target.clone(), services.clone(), 2, &scenarios::run::Quiet).await;
-    if let Ok(services) = Arc::try_unwrap(services) {
-        services.shutdown().await;
-    }
+    let results = support::certify_with(Provider::Native, &clauses, target.clone()).await?;
     let report = certify::report(&target.candidate, framework, "", &info, results);
     serde_json::from_str(&report::json(&report)).map_err(|e| format!("the JSON report does not parse back: {e}"))
 }

@@ -20,25 +20,9 @@ use harness::verdict::ClauseResult;
 use libtest_mimic::{Arguments, Failed, Trial};
 use scenarios::certify;
 use scenarios::clause::Clause;
-use scenarios::cx::Target;
-use scenarios::services::Services;
 
 /// The areas certified under both providers.
 const AREAS: &[&str] = &["PORT", "HEALTH", "HLTH", "MIG", "SHUT"];
-
-/// Certify `clauses` with a fresh set of services from `provider`.
-async fn certify_with(
-    provider: Provider,
-    clauses: &[Clause],
-    target: Arc<Target>,
-) -> Result<Vec<ClauseResult>, String> {
-    let services = Arc::new(Services::new(provider).map_err(|e| format!("preparing services: {e}"))?);
-    let results = scenarios::run::run_clauses(clauses, target, services.clone(), 2, &scenarios::run::Quiet).await;
-    if let Ok(services) = Arc::try_unwrap(services) {
-        services.shutdown().await;
-    }
-    Ok(results)
-}
 
 /// Every clause whose verdict differs between the two runs, with both verdicts and details.
 fn differences(native: &[ClauseResult], docker: &[ClauseResult]) -> Vec<String> {
@@ -108,10 +92,10 @@ fn main() {
                 let rt = rt.clone();
                 Trial::test(name, move || {
                     rt.block_on(async {
-                        let native = certify_with(Provider::Native, &clauses, target.clone())
+                        let native = support::certify_with(Provider::Native, &clauses, target.clone())
                             .await
                             .map_err(Failed::from)?;
-                        let docker = certify_with(Provider::Docker, &clauses, target)
+                        let docker = support::certify_with(Provider::Docker, &clauses, target)
                             .await
                             .map_err(Failed::from)?;
                         let diff = differences(&native, &docker);

@@ -11,6 +11,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use harness::service::Provider;
+use harness::verdict::ClauseResult;
+use scenarios::clause::Clause;
+use scenarios::services::Services;
+
 use harness::candidate::BuildCache;
 use scenarios::certify::{self, PrepareError};
 use scenarios::cx::Target;
@@ -118,4 +123,18 @@ pub(crate) fn announce_ignored(unavailable: &[String]) {
             why.replace('\n', "\n  ")
         );
     }
+}
+
+/// Certify `clauses` with a fresh set of services from `provider`.
+pub(crate) async fn certify_with(
+    provider: Provider,
+    clauses: &[Clause],
+    target: Arc<Target>,
+) -> Result<Vec<ClauseResult>, String> {
+    let services = Arc::new(Services::new(provider).map_err(|e| format!("preparing services: {e}"))?);
+    let results = scenarios::run::run_clauses(clauses, target, services.clone(), 2, &scenarios::run::Quiet).await;
+    if let Ok(services) = Arc::try_unwrap(services) {
+        services.shutdown().await;
+    }
+    Ok(results)
 }
