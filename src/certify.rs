@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use engine::certify::{self, PrepareError, RunInfo};
+use engine::clause::Clause;
+use engine::mutant::Mutant;
+use engine::services::Services;
 use futures::StreamExt;
 use harness::candidate::BuildCache;
 use harness::report::kills::{KillMatrix, MutantReport};
@@ -18,10 +22,6 @@ use harness::service::collector::{self, CollectorMode};
 use harness::service::docker::{self, DockerError};
 use harness::service::postgres::ContainerOptions;
 use harness::verdict::{Failure, Verdict};
-use scenarios::certify::{self, PrepareError, RunInfo};
-use scenarios::clause::Clause;
-use scenarios::mutant::Mutant;
-use scenarios::services::Services;
 
 use crate::ProviderArg;
 use crate::output::Output;
@@ -121,11 +121,11 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             Err(Failure::Violation(v)) => eprintln!("conform: {}", v.actual),
         }
     }
-    let parity = scenarios::parity::rows();
+    let parity = catalogue::parity::rows();
     let mut reports = Vec::new();
     let mut worst = 0;
     for (candidate, framework) in loaded {
-        let clauses: Vec<Clause> = scenarios::clauses_for(framework)
+        let clauses: Vec<Clause> = catalogue::clauses_for(framework)
             .into_iter()
             .filter(|c| options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
             .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area)))
@@ -170,7 +170,7 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
                     },
                     &Default::default(),
                 );
-                let report = certify::report(&candidate, framework, "", &info, results);
+                let report = certify::report(&candidate, framework, &clauses, "", &info, results);
                 worst = combine(worst, EXIT_NOT_JUDGED);
                 if !written(options.output.candidate(&report, &parity)) {
                     worst = combine(worst, EXIT_NOT_JUDGED);
@@ -222,19 +222,21 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
             Some(r) => r,
             None => {
                 let progress = Progress::new(options.style, &name, clauses.len());
-                let results = scenarios::run::run_clauses(
-                    &clauses,
-                    target.clone(),
-                    services.clone(),
-                    options.parallel,
-                    &progress,
-                )
-                .await;
+                let results =
+                    engine::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, &progress)
+                        .await;
                 progress.finish();
                 results
             }
         };
-        let mut report = certify::report(&target.candidate, framework, &target.build.source_hash, &info, results);
+        let mut report = certify::report(
+            &target.candidate,
+            framework,
+            &clauses,
+            &target.build.source_hash,
+            &info,
+            results,
+        );
         if let Some(dir) = &options.mutants {
             match kill_matrix(dir, &target, &report, &services, options, &cache).await {
                 Ok(Some(matrix)) => {
@@ -277,10 +279,10 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
 /// candidates of two frameworks cannot share it; mutants are built from the pinned reference, so
 /// a kill matrix at another release is refused rather than silently mixed.
 fn at_release(
-    loaded: Vec<(harness::candidate::Candidate, scenarios::profile::Framework)>,
+    loaded: Vec<(harness::candidate::Candidate, engine::profile::Framework)>,
     version: &str,
     options: &CertifyOptions,
-) -> Result<Vec<(harness::candidate::Candidate, scenarios::profile::Framework)>, String> {
+) -> Result<Vec<(harness::candidate::Candidate, engine::profile::Framework)>, String> {
     let mut modules: Vec<&str> = loaded
         .iter()
         .map(|(c, _)| c.manifest.framework_module.as_str())
@@ -341,7 +343,7 @@ async fn choose_provider(arg: ProviderArg, container: &ContainerOptions) -> Resu
 /// on this candidate.
 async fn kill_matrix(
     dir: &std::path::Path,
-    target: &Arc<scenarios::cx::Target>,
+    target: &Arc<engine::cx::Target>,
     reference: &Report,
     services: &Arc<Services>,
     options: &CertifyOptions,
@@ -352,7 +354,8 @@ async fn kill_matrix(
         .dir
         .parent()
         .ok_or_else(|| format!("{} has no parent directory", target.candidate.dir.display()))?;
-    let mutants: Vec<Mutant> = scenarios::mutant::load_all(dir, candidates)?
+    let catalogue = &catalogue::registry();
+    let mutants: Vec<Mutant> = engine::mutant::load_all(dir, candidates)?
         .into_iter()
         .filter(|m| m.base_dir.canonicalize().is_ok_and(|d| d == target.candidate.dir))
         .collect();
@@ -365,7 +368,7 @@ async fn kill_matrix(
     let runs: Vec<Option<MutantReport>> = futures::stream::iter(mutants)
         .map(|mutant| async move {
             let clauses: Vec<Clause> = mutant
-                .clauses()
+                .clauses(catalogue)
                 .into_iter()
                 .filter(|c| reference.results.iter().any(|r| r.clause == c.id))
                 .collect();
@@ -388,13 +391,13 @@ async fn kill_matrix(
             };
             let progress = Progress::for_mutant(options.style, &mutant.name, clauses.len());
             let results =
-                scenarios::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress)
-                    .await;
+                engine::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress).await;
             progress.finish();
             Ok(Some(MutantReport {
                 report: certify::report(
                     &built.candidate,
                     mutant.framework,
+                    &clauses,
                     &built.build.source_hash,
                     &info,
                     results,

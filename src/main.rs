@@ -21,11 +21,11 @@ mod progress;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use engine::clause::Clause;
+use engine::profile::Framework;
 use harness::candidate::BuildCache;
 use harness::report::{self, EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE};
 use harness::service::collector::{self, CollectorMode};
-use scenarios::clause::Clause;
-use scenarios::profile::Framework;
 
 use certify::CertifyOptions;
 use output::{Output, ReportFormat};
@@ -240,7 +240,7 @@ fn framework_filter(f: Option<FrameworkArg>) -> Option<Framework> {
 
 fn list(framework: Option<FrameworkArg>, format: ListFormat) -> i32 {
     let want = framework_filter(framework);
-    let clauses: Vec<Clause> = scenarios::registry()
+    let clauses: Vec<Clause> = catalogue::registry()
         .into_iter()
         .filter(|c| want.is_none_or(|f| c.framework == f))
         .collect();
@@ -257,7 +257,7 @@ fn list(framework: Option<FrameworkArg>, format: ListFormat) -> i32 {
 }
 
 fn explain(id: &str) -> i32 {
-    let Some(c) = scenarios::find(id) else {
+    let Some(c) = catalogue::find(id) else {
         eprintln!("conform: no clause {id:?}; `conform list` shows them all");
         return EXIT_USAGE;
     };

@@ -10,11 +10,11 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use engine::clause::Clause;
+use engine::run::Observer;
 use harness::report::{EXIT_CERTIFIED, EXIT_FAILED, Report};
 use harness::verdict::{ClauseResult, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use scenarios::clause::Clause;
-use scenarios::run::Observer;
 
 const GREEN: &str = "32";
 const RED: &str = "1;31";

@@ -6,6 +6,11 @@
 //! programs that fail in one specific way), never framework apps; they exercise conform's own
 //! error paths where no framework module is needed.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run conform, docker and chmod as a user would, and poll /proc for leftovers in a plain thread"
+)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

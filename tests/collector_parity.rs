@@ -16,13 +16,13 @@ mod support;
 
 use std::sync::Arc;
 
+use engine::clause::{Clause, Need};
+use engine::services::Services;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::service::collector::CollectorMode;
 use harness::verdict::{ClauseResult, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::clause::{Clause, Need};
-use scenarios::services::Services;
 
 /// The clauses whose scenarios ask for an OTLP endpoint.
 fn traced(clause: &Clause) -> bool {
@@ -72,15 +72,15 @@ fn main() {
             }
         };
         let (name, framework) = (prepared.name, prepared.framework);
-        for clause in scenarios::clauses_for(framework).into_iter().filter(traced) {
+        for clause in catalogue::clauses_for(framework).into_iter().filter(traced) {
             let trial_name = format!("parity::{name}::{}", clause.id);
             let trial = match &prepared.target {
                 None => Trial::test(trial_name, || Ok(())),
                 Some(Ok(target)) => {
                     let (rt, direct, through, target) = (rt.clone(), direct.clone(), through.clone(), target.clone());
                     Trial::test(trial_name, move || {
-                        let a = rt.block_on(scenarios::run::run_clause(&clause, target.clone(), direct));
-                        let b = rt.block_on(scenarios::run::run_clause(&clause, target, through));
+                        let a = rt.block_on(engine::run::run_clause(&clause, target.clone(), direct));
+                        let b = rt.block_on(engine::run::run_clause(&clause, target, through));
                         compare(&a, &b)
                     })
                 }

@@ -13,13 +13,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use engine::clause::Clause;
+use engine::cx::Target;
+use engine::services::Services;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::verdict::{ClauseResult, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::clause::Clause;
-use scenarios::cx::Target;
-use scenarios::services::Services;
 use serde::Deserialize;
 
 /// What `expected.toml` says about one (candidate, clause).
@@ -132,7 +132,7 @@ enum Built {
 /// filtered run builds only the mutants it grades, and the builds of one mutant overlap with the
 /// other trials' waiting on their candidates instead of all running before the first trial.
 struct LazyBuild {
-    mutant: scenarios::mutant::Mutant,
+    mutant: engine::mutant::Mutant,
     cache: BuildCache,
     built: std::sync::OnceLock<Result<Arc<Target>, String>>,
 }
@@ -191,7 +191,7 @@ fn clause_trial(
     let (rt, services, spans) = (rt.clone(), services.clone(), spans.clone());
     let run = move |target: Arc<Target>| {
         let started = std::time::Instant::now();
-        let result = rt.block_on(scenarios::run::run_clause(&clause, target, services));
+        let result = rt.block_on(engine::run::run_clause(&clause, target, services));
         spans.record(kind, started);
         compare(&result, want.as_ref())
     };
@@ -252,7 +252,7 @@ fn main() {
             }
         };
         let (name, framework) = (prepared.name, prepared.framework);
-        let clauses = scenarios::clauses_for(framework);
+        let clauses = catalogue::clauses_for(framework);
         known.insert(name.clone(), clauses.iter().map(|c| c.id).collect());
         for clause in clauses {
             let trial_name = format!("{name}::{}", clause.id);
@@ -276,7 +276,7 @@ fn main() {
     // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
     // come out `fail`; every other clause of those areas must keep the reference's verdict, so a
     // mutant breaks one thing, not everything.
-    let mutants = scenarios::mutant::load_all(
+    let mutants = engine::mutant::load_all(
         &support::root().join("fixtures/mutants"),
         &support::root().join("fixtures/candidates"),
     );
@@ -294,9 +294,9 @@ fn main() {
             .and_then(|e| e.get(&mutant.base_name))
             .cloned()
             .unwrap_or_default();
-        let clauses = scenarios::clauses_for(mutant.framework);
+        let clauses = catalogue::clauses_for(mutant.framework);
         known.insert(mutant.name.clone(), clauses.iter().map(|c| c.id).collect());
-        let graded = mutant.clauses();
+        let graded = mutant.clauses(&catalogue::registry());
         let outside: Vec<&String> = targets
             .keys()
             .filter(|id| !graded.iter().any(|c| c.id == id.as_str()))

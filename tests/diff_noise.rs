@@ -13,13 +13,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use engine::certify::{self, RunInfo};
+use engine::cx::Target;
+use engine::profile::Framework;
 use harness::candidate::BuildCache;
 use harness::report::{self, diff};
 use harness::service::Provider;
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::certify::{self, RunInfo};
-use scenarios::cx::Target;
-use scenarios::profile::Framework;
 
 /// One certification of `target` with every clause of its framework, as a JSON report value.
 async fn certify_once(target: Arc<Target>, framework: Framework) -> Result<serde_json::Value, String> {
@@ -30,9 +30,9 @@ async fn certify_once(target: Arc<Target>, framework: Framework) -> Result<serde
         started: SystemTime::now(),
         clock: Instant::now(),
     };
-    let clauses = scenarios::clauses_for(framework);
+    let clauses = catalogue::clauses_for(framework);
     let results = support::certify_with(Provider::Native, &clauses, target.clone()).await?;
-    let report = certify::report(&target.candidate, framework, "", &info, results);
+    let report = certify::report(&target.candidate, framework, &clauses, "", &info, results);
     serde_json::from_str(&report::json(&report)).map_err(|e| format!("the JSON report does not parse back: {e}"))
 }
 

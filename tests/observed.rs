@@ -12,11 +12,11 @@ mod support;
 
 use std::sync::Arc;
 
+use engine::cx::Cx;
+use engine::services::Services;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
 use libtest_mimic::{Arguments, Trial};
-use scenarios::cx::Cx;
-use scenarios::services::Services;
 
 fn main() {
     let args = Arguments::from_args();
@@ -45,7 +45,7 @@ fn main() {
                 Trial::test(trial_name, move || {
                     let text = rt.block_on(async {
                         let mut cx = Cx::new(target, services).map_err(|f| format!("{f:?}"))?;
-                        let observed = scenarios::observe::observe(&mut cx).await;
+                        let observed = catalogue::observe::observe(&mut cx).await;
                         let evidence = cx.finish();
                         observed.map_err(|f| format!("{f:?}\n\nevidence:\n{}", evidence.as_text()))
                     })?;

@@ -12,14 +12,14 @@ mod support;
 
 use std::sync::Arc;
 
+use engine::certify;
+use engine::clause::Clause;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
 use harness::service::docker;
 use harness::service::postgres::ContainerOptions;
 use harness::verdict::ClauseResult;
 use libtest_mimic::{Arguments, Failed, Trial};
-use scenarios::certify;
-use scenarios::clause::Clause;
 
 /// The areas certified under both providers.
 const AREAS: &[&str] = &["PORT", "HEALTH", "HLTH", "MIG", "SHUT"];
@@ -62,7 +62,7 @@ fn main() {
 
     for (candidate, framework) in support::load_candidates(&mut trials) {
         let name = format!("provider_parity::{}", candidate.manifest.name);
-        let clauses: Vec<Clause> = scenarios::clauses_for(framework)
+        let clauses: Vec<Clause> = catalogue::clauses_for(framework)
             .into_iter()
             .filter(|c| AREAS.contains(&c.area))
             .collect();

@@ -1,7 +1,7 @@
 //! Machinery of `conform`: everything needed to boot a candidate binary against real services
 //! and observe it, and nothing about any clause.
 //!
-//! The split matters: clauses (in the `conform-scenarios` crate) say *what* a framework promises;
+//! The split matters: clauses (in the `conform-catalogue` crate, run by `conform-engine`) say *what* a framework promises;
 //! this crate says *how* to start a process, wait for it, probe it, give it a database, and write
 //! down what happened. Keeping clause knowledge out of here is what lets one drain or probe
 //! routine serve both frameworks through their profiles.

@@ -11,15 +11,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use engine::clause::Clause;
+use engine::services::Services;
 use harness::service::Provider;
 use harness::verdict::ClauseResult;
-use scenarios::clause::Clause;
-use scenarios::services::Services;
 
+use engine::certify::{self, PrepareError};
+use engine::cx::Target;
+use engine::profile::Framework;
 use harness::candidate::BuildCache;
-use scenarios::certify::{self, PrepareError};
-use scenarios::cx::Target;
-use scenarios::profile::Framework;
 
 pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -132,7 +132,7 @@ pub(crate) async fn certify_with(
     target: Arc<Target>,
 ) -> Result<Vec<ClauseResult>, String> {
     let services = Arc::new(Services::new(provider).map_err(|e| format!("preparing services: {e}"))?);
-    let results = scenarios::run::run_clauses(clauses, target, services.clone(), 2, &scenarios::run::Quiet).await;
+    let results = engine::run::run_clauses(clauses, target, services.clone(), 2, &engine::run::Quiet).await;
     if let Ok(services) = Arc::try_unwrap(services) {
         services.shutdown().await;
     }

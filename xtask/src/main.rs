@@ -20,6 +20,11 @@
 //!
 //! Plain std, no dependencies: this must build before anything else works.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "xtask is the developer's shell: it runs cargo, go, apt-get and docker with the user's own environment, as a person at the terminal would"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
             let mut clock = Phases::default();
             clock
                 .time("set-up", setup)
+                .and_then(|()| clock.time("lint", lint))
                 .and_then(|()| clock.time("images", images_if_docker))
                 .and_then(|()| clock.time("collector", collector))
                 .and_then(|()| test(&rest, &mut clock))
@@ -144,6 +150,21 @@ fn go_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Run a command in the workspace root, streaming its output; fail with its exit code.
+/// Formatting and lints, before any test: `cargo fmt --check` and clippy with every warning an
+/// error, under the one workspace configuration (`clippy.toml` at the root).
+fn lint() -> Result<(), Failure> {
+    run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
 fn run(cmd: &mut Command) -> Result<(), Failure> {
     let shown = format!("{cmd:?}");
     let status = go_env(cmd)
