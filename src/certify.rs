@@ -128,7 +128,7 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
         let clauses: Vec<Clause> = catalogue::clauses_for(framework)
             .into_iter()
             .filter(|c| options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
-            .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area)))
+            .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area())))
             .collect();
         if clauses.is_empty() {
             eprintln!("conform: no {} clause matches the filter", framework.name());

@@ -242,13 +242,13 @@ fn list(framework: Option<FrameworkArg>, format: ListFormat) -> i32 {
     let want = framework_filter(framework);
     let clauses: Vec<Clause> = catalogue::registry()
         .into_iter()
-        .filter(|c| want.is_none_or(|f| c.framework == f))
+        .filter(|c| want.is_none_or(|f| c.framework() == f))
         .collect();
     match format {
         ListFormat::Json => say!("{}", serde_json::to_string_pretty(&clauses).expect("clauses serialize")),
         ListFormat::Human => {
             for c in &clauses {
-                say!("{:<12} {:<6} {:<7} {}", c.id, c.level.name(), c.area, c.promise);
+                say!("{:<12} {:<6} {:<7} {}", c.id, c.level.name(), c.area(), c.promise);
             }
             say!("\n{} clauses", clauses.len());
         }
@@ -264,16 +264,23 @@ fn explain(id: &str) -> i32 {
     say!(
         "{} ({}, {}, {})\n",
         c.id,
-        c.framework.profile().display,
-        c.area,
+        c.framework().profile().display,
+        c.area(),
         c.level.name()
     );
     say!("Promise: {}", c.promise);
     say!("Documented in: {}", c.doc);
     say!("How conform checks it: {}", c.method);
-    if !c.needs.is_empty() {
-        let needs: Vec<String> = c.needs.iter().map(|n| format!("{n:?}")).collect();
-        say!("Needs: {}", needs.join(", "));
+    if !c.needs.services.is_empty() {
+        let services: Vec<String> = c.needs.services.iter().map(|n| format!("{n:?}")).collect();
+        say!("Needs: {}", services.join(", "));
+    }
+    if !c.needs.knobs.is_empty() {
+        let knobs: Vec<&str> = c.needs.knobs.iter().map(|k| k.key()).collect();
+        say!("Knobs (candidate.toml [knobs]): {}", knobs.join(", "));
+    }
+    if c.needs.alone {
+        say!("Runs alone: no other clause runs beside it");
     }
     0
 }

@@ -16,7 +16,7 @@ mod support;
 
 use std::sync::Arc;
 
-use engine::clause::{Clause, Need};
+use engine::clause::{Clause, Service};
 use engine::services::Services;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
@@ -26,7 +26,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The clauses whose scenarios ask for an OTLP endpoint.
 fn traced(clause: &Clause) -> bool {
-    ["TRACE", "TRC"].contains(&clause.area) || clause.needs.contains(&Need::Otlp)
+    ["TRACE", "TRC"].contains(&clause.area()) || clause.needs.services.contains(&Service::Otlp)
 }
 
 fn detail(v: &Verdict) -> String {

@@ -44,7 +44,8 @@ fn main() {
                 let (rt, services) = (rt.clone(), services.clone());
                 Trial::test(trial_name, move || {
                     let text = rt.block_on(async {
-                        let mut cx = Cx::new(target, services).map_err(|f| format!("{f:?}"))?;
+                        let mut cx =
+                            Cx::new(target, services, &catalogue::observe::NEEDS).map_err(|f| format!("{f:?}"))?;
                         let observed = catalogue::observe::observe(&mut cx).await;
                         let evidence = cx.finish();
                         observed.map_err(|f| format!("{f:?}\n\nevidence:\n{}", evidence.as_text()))

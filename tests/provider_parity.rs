@@ -64,7 +64,7 @@ fn main() {
         let name = format!("provider_parity::{}", candidate.manifest.name);
         let clauses: Vec<Clause> = catalogue::clauses_for(framework)
             .into_iter()
-            .filter(|c| AREAS.contains(&c.area))
+            .filter(|c| AREAS.contains(&c.area()))
             .collect();
         if args.list {
             trials.push(Trial::test(name, || Ok(())));

@@ -10,7 +10,7 @@ use harness::probe::Exchange;
 use harness::verdict::{Failure, Level};
 
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{App, Attached, Cx, Db};
 
 /// security.md › SecurityHeaders: the documented default of each header.
@@ -40,50 +40,38 @@ const INBOUND_REQUEST_ID: &str = "conform-req.42_A";
 
 /// GoFastr's HDR clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause = |id, promise, heading, method, check| {
-        Clause::new(
-            id,
-            Level::Must,
-            promise,
-            DocRef {
-                page: "security.md",
-                heading,
-            },
-            method,
-            &[],
-            check,
-        )
-    };
     vec![
-        clause(
-            "GF-HDR-1",
-            "Every routed response carries the documented security headers, and an X-Request-ID (an inbound one echoed).",
-            "SecurityHeaders; The default chain",
-            "GET an app route, an error route and a framework route; compare CSP, X-Content-Type-Options, Referrer-Policy, X-Frame-Options, Permissions-Policy with the documented defaults; send an X-Request-ID and expect it echoed.",
-            check!(default_security_headers),
-        ),
-        clause(
-            "GF-HDR-2",
-            "Strict-Transport-Security is sent only on HTTPS responses (direct TLS or X-Forwarded-Proto: https), never on plain HTTP.",
-            "SecurityHeaders (HSTS is on by default)",
-            "GET an app route over plain HTTP (expect no HSTS) and with X-Forwarded-Proto: https (expect max-age=31536000).",
-            check!(hsts_only_over_https),
-        ),
+        Clause {
+            id: "GF-HDR-1",
+            level: Level::Must,
+            promise: "Every routed response carries the documented security headers, and an X-Request-ID (an inbound one echoed).",
+            doc: DocRef::at("security.md", "SecurityHeaders; The default chain"),
+            method: "GET an app route, an error route and a framework route; compare CSP, X-Content-Type-Options, Referrer-Policy, X-Frame-Options, Permissions-Policy with the documented defaults; send an X-Request-ID and expect it echoed.",
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(default_security_headers),
+        },
+        Clause {
+            id: "GF-HDR-2",
+            level: Level::Must,
+            promise: "Strict-Transport-Security is sent only on HTTPS responses (direct TLS or X-Forwarded-Proto: https), never on plain HTTP.",
+            doc: DocRef::at("security.md", "SecurityHeaders (HSTS is on by default)"),
+            method: "GET an app route over plain HTTP (expect no HSTS) and with X-Forwarded-Proto: https (expect max-age=31536000).",
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(hsts_only_over_https),
+        },
     ]
 }
 
 /// The routed paths checked: an app route, the app's error route, a framework route.
 fn routes(cx: &Cx) -> Result<Vec<String>, Failure> {
-    let knobs = &cx.target().candidate.manifest.knobs;
-    let echo = knobs
-        .echo_env_endpoint
-        .as_deref()
-        .ok_or_else(|| Failure::harness("candidate.toml has no `echo_env_endpoint` knob"))?
-        .replace("{key}", "PORT");
-    let error = knobs
-        .error_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("candidate.toml has no `error_endpoint` knob"))?;
+    let echo = cx.knob(Knob::EchoEnvEndpoint)?.replace("{key}", "PORT");
+    let error = cx.knob(Knob::ErrorEndpoint)?;
     Ok(vec![echo, error, cx.profile().metrics_path.to_string()])
 }
 

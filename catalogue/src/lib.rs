@@ -54,12 +54,12 @@ pub fn registry() -> Vec<Clause> {
     ];
     let mut all: Vec<Clause> = modules.into_iter().flatten().collect();
     let rank = |c: &Clause| {
-        let areas = match c.framework {
+        let areas = match c.framework() {
             Framework::GoFastr => GOFASTR_AREAS,
             Framework::GoFr => GOFR_AREAS,
         };
-        let area = areas.iter().position(|a| *a == c.area).unwrap_or(areas.len());
-        (c.framework, area)
+        let area = areas.iter().position(|a| *a == c.area()).unwrap_or(areas.len());
+        (c.framework(), area)
     };
     // Stable: within an area, clauses keep their module's order (the catalogue's numbering).
     all.sort_by_key(rank);
@@ -68,7 +68,7 @@ pub fn registry() -> Vec<Clause> {
 
 /// The clauses of one framework, in catalogue order.
 pub fn clauses_for(framework: Framework) -> Vec<Clause> {
-    registry().into_iter().filter(|c| c.framework == framework).collect()
+    registry().into_iter().filter(|c| c.framework() == framework).collect()
 }
 
 /// The clause with this ID.
@@ -117,20 +117,20 @@ mod tests {
             let (prefix, area) = (parts.next().unwrap(), parts.next().unwrap_or(""));
             assert_eq!(
                 prefix,
-                c.framework.profile().clause_prefix,
+                c.framework().profile().clause_prefix,
                 "{}: prefix vs framework",
                 c.id
             );
-            assert_eq!(area, c.area, "{}: the ID's area and the clause's area differ", c.id);
-            let areas = match c.framework {
+            assert_eq!(area, c.area(), "{}: the ID's area and the clause's area differ", c.id);
+            let areas = match c.framework() {
                 Framework::GoFastr => GOFASTR_AREAS,
                 Framework::GoFr => GOFR_AREAS,
             };
             assert!(
-                areas.contains(&c.area),
+                areas.contains(&c.area()),
                 "{}: area {} is not in the catalogue's area list",
                 c.id,
-                c.area
+                c.area()
             );
             assert!(
                 !c.promise.is_empty() && !c.method.is_empty(),

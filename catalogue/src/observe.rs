@@ -19,7 +19,16 @@ use harness::verdict::Failure;
 
 use crate::metrics::{fill, param_template};
 use crate::tracing::{self, BATCH_DELAY_ENV, QUICK_BATCH_DELAY, TraceParent, Traced};
+use engine::clause::{Knob, Needs, Service};
 use engine::cx::{Attached, Cx, Db};
+
+/// What [`observe`] needs: Postgres for the boot migration's schema, an OTLP receiver for the
+/// spans, and the route with a path parameter whose request it traces.
+pub const NEEDS: Needs = Needs {
+    services: &[Service::Postgres, Service::Otlp],
+    knobs: &[Knob::ParamEndpoint],
+    ..Needs::NONE
+};
 
 /// Boot the candidate once and describe what it does. Each section starts with `# `.
 pub async fn observe(cx: &mut Cx) -> Result<String, Failure> {

@@ -119,7 +119,11 @@ mod tests {
         for g in GENERIC {
             for (id, framework) in [(g.gofastr, Framework::GoFastr), (g.gofr, Framework::GoFr)] {
                 let clause = crate::find(id).unwrap_or_else(|| panic!("{id} ({}) is not registered", g.promise));
-                assert_eq!(clause.framework, framework, "{id} is listed under the wrong framework");
+                assert_eq!(
+                    clause.framework(),
+                    framework,
+                    "{id} is listed under the wrong framework"
+                );
             }
         }
     }

@@ -74,7 +74,7 @@ pub fn build_variant(
 /// Boot the candidate once on SQLite and wait for liveness: a candidate that cannot do that
 /// fails every clause for the same reason, which one clear message says better than forty.
 pub async fn preflight(target: Arc<Target>, services: Arc<Services>) -> Result<(), (String, Evidence)> {
-    let mut cx = match Cx::new(target, services) {
+    let mut cx = match Cx::new(target, services, &crate::clause::Needs::NONE) {
         Ok(cx) => cx,
         Err(f) => return Err((format!("{f:?}"), Evidence::default())),
     };

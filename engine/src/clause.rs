@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use harness::evidence::Evidence;
+pub use harness::manifest::Knob;
+use harness::timeouts;
 use harness::verdict::{ClauseResult, Failure, Level, Verdict};
 use serde::Serialize;
 
@@ -34,29 +36,61 @@ impl std::fmt::Display for DocRef {
     }
 }
 
-/// A service a clause needs. The runner provides it or the clause is an `error`, never a pass.
+/// A service a clause needs. The engine provides it or the clause is an `error`, never a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Need {
+pub enum Service {
     /// A Postgres server (each scenario gets a fresh database).
     Postgres,
     /// An OTLP receiver.
     Otlp,
 }
 
+/// What a clause needs to be graded, as data: the engine reads it to decide whether and how to
+/// run the clause (and `conform explain` prints it), without knowing the clause.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Needs {
+    /// Services the scenario uses.
+    pub services: &'static [Service],
+    /// `candidate.toml` knobs the scenario reads. A candidate without one of them cannot be
+    /// graded on the clause: the engine says which, before running it.
+    pub knobs: &'static [Knob],
+    /// Run with no other clause of the run beside it (the engine waits for the others to finish
+    /// and starts no other until it is done).
+    pub alone: bool,
+    /// The most the scenario may take; past it the clause is a harness `error`. Every operation
+    /// inside is bounded on its own: this catches bounds that add up to something absurd.
+    pub ceiling: Duration,
+}
+
+impl Needs {
+    /// Nothing beyond the candidate: no service, no knob, run beside others, the default ceiling.
+    pub const NONE: Needs = Needs {
+        services: &[],
+        knobs: &[],
+        alone: false,
+        ceiling: timeouts::SCENARIO_CEILING,
+    };
+
+    /// A Postgres server, and nothing else.
+    pub const POSTGRES: Needs = Needs {
+        services: &[Service::Postgres],
+        ..Needs::NONE
+    };
+}
+
 /// The scenario function: drives the candidate through the context and either returns (the
 /// promise held, or an info clause finished observing) or fails, as a violation or a harness error.
 pub type Check = for<'a> fn(&'a mut Cx) -> BoxFuture<'a, Result<(), Failure>>;
 
-/// One clause of a framework's catalogue.
-#[derive(Clone, Serialize)]
+/// One clause of a framework's catalogue: one documented promise, as data plus its check.
+///
+/// Every clause is declared as one value of this type, a struct literal. Its framework and area
+/// are read from its ID (`GF-PORT-1`: GoFastr, `PORT`), so the three can never disagree.
+#[derive(Clone)]
 pub struct Clause {
     /// Catalogue ID, e.g. `GF-PORT-1`.
     pub id: &'static str,
-    /// The framework whose catalogue this is.
-    pub framework: Framework,
-    /// The contract area, e.g. `PORT`, `HEALTH`.
-    pub area: &'static str,
     /// Must, should or info.
     pub level: Level,
     /// The promise in one line, in our words.
@@ -65,59 +99,56 @@ pub struct Clause {
     pub doc: DocRef,
     /// How the scenario provokes and observes it, in one or two sentences (for `explain`).
     pub method: &'static str,
-    /// Services the scenario needs.
-    pub needs: &'static [Need],
+    /// What it needs to be graded.
+    pub needs: Needs,
     /// The scenario.
-    #[serde(skip)]
     pub check: Check,
 }
 
-impl Clause {
-    /// A clause whose framework and area are read from its ID (`GF-PORT-1`: GoFastr, `PORT`),
-    /// so the three can never disagree. Panics on an ID of another shape: the registry is static
-    /// data, and a unit test builds all of it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: &'static str,
-        level: Level,
-        promise: &'static str,
-        doc: DocRef,
-        method: &'static str,
-        needs: &'static [Need],
-        check: Check,
-    ) -> Clause {
-        let mut parts = id.splitn(3, '-');
-        let framework = match parts.next() {
-            Some("GF") => Framework::GoFastr,
-            Some("GR") => Framework::GoFr,
-            _ => panic!("clause ID {id:?} must start with GF- or GR-"),
-        };
-        let area = parts
-            .next()
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| panic!("clause ID {id:?} has no area"));
-        Clause {
-            id,
-            framework,
-            area,
-            level,
-            promise,
-            doc,
-            method,
-            needs,
-            check,
-        }
+impl DocRef {
+    /// The heading `heading` on the page `page`.
+    pub const fn at(page: &'static str, heading: &'static str) -> DocRef {
+        DocRef { page, heading }
     }
 }
 
 impl Clause {
+    /// The framework whose catalogue this is, from the ID's prefix. Panics on an ID of another
+    /// shape: the registry is static data, and a unit test reads all of it.
+    pub fn framework(&self) -> Framework {
+        match self.id.split('-').next() {
+            Some("GF") => Framework::GoFastr,
+            Some("GR") => Framework::GoFr,
+            _ => panic!("clause ID {:?} must start with GF- or GR-", self.id),
+        }
+    }
+
+    /// The contract area, e.g. `PORT`, `HEALTH`: the ID's second part.
+    pub fn area(&self) -> &'static str {
+        self.id
+            .split('-')
+            .nth(1)
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| panic!("clause ID {:?} has no area", self.id))
+    }
+
+    /// The knobs it needs that `knobs` does not set.
+    pub fn missing_knobs(&self, knobs: &harness::manifest::Knobs) -> Vec<Knob> {
+        self.needs
+            .knobs
+            .iter()
+            .copied()
+            .filter(|k| knobs.get(*k).is_none())
+            .collect()
+    }
+
     /// This clause's row in a report: `verdict`, how long judging took, and what was seen. The
     /// doc link is filled in by the report, which knows the framework version.
     pub fn result(&self, verdict: Verdict, duration: Duration, evidence: Evidence) -> ClauseResult {
         ClauseResult {
             clause: self.id.to_string(),
             level: self.level,
-            area: self.area.to_string(),
+            area: self.area().to_string(),
             promise: self.promise.to_string(),
             doc: self.doc.to_string(),
             doc_url: String::new(),
@@ -128,8 +159,36 @@ impl Clause {
     }
 }
 
-/// A clause whose scenario needs Postgres, with its doc given as `(page, heading)`: the shape
-/// every migration and SQL clause has.
+/// Transitional: the old positional constructor, while the catalogue moves to struct literals.
+pub type Need = Service;
+impl Clause {
+    /// Transitional (removed once every area declares its clauses as struct literals).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &'static str,
+        level: Level,
+        promise: &'static str,
+        doc: DocRef,
+        method: &'static str,
+        services: &'static [Service],
+        check: Check,
+    ) -> Clause {
+        Clause {
+            id,
+            level,
+            promise,
+            doc,
+            method,
+            needs: Needs {
+                services,
+                ..Needs::NONE
+            },
+            check,
+        }
+    }
+}
+
+/// Transitional: a clause needing Postgres with its doc as `(page, heading)`.
 pub fn on_postgres(
     id: &'static str,
     level: Level,
@@ -138,11 +197,33 @@ pub fn on_postgres(
     method: &'static str,
     check: Check,
 ) -> Clause {
-    let doc = DocRef {
-        page: doc.0,
-        heading: doc.1,
-    };
-    Clause::new(id, level, promise, doc, method, &[Need::Postgres], check)
+    Clause::new(
+        id,
+        level,
+        promise,
+        DocRef::at(doc.0, doc.1),
+        method,
+        &[Service::Postgres],
+        check,
+    )
+}
+
+/// How a clause is listed (`conform list --format json`).
+impl Serialize for Clause {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Clause", 9)?;
+        s.serialize_field("id", self.id)?;
+        s.serialize_field("framework", &self.framework())?;
+        s.serialize_field("area", self.area())?;
+        s.serialize_field("level", &self.level)?;
+        s.serialize_field("promise", self.promise)?;
+        s.serialize_field("doc", &self.doc)?;
+        s.serialize_field("method", self.method)?;
+        s.serialize_field("needs", &self.needs.services)?;
+        s.serialize_field("knobs", &self.needs.knobs)?;
+        s.end()
+    }
 }
 
 impl std::fmt::Debug for Clause {

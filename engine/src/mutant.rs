@@ -136,8 +136,8 @@ impl Mutant {
     pub fn clauses(&self, catalogue: &[crate::clause::Clause]) -> Vec<crate::clause::Clause> {
         catalogue
             .iter()
-            .filter(|c| c.framework == self.framework)
-            .filter(|c| self.areas.iter().any(|a| a.eq_ignore_ascii_case(c.area)))
+            .filter(|c| c.framework() == self.framework)
+            .filter(|c| self.areas.iter().any(|a| a.eq_ignore_ascii_case(c.area())))
             .cloned()
             .collect()
     }

@@ -13,24 +13,44 @@ use crate::clause::Clause;
 use crate::cx::{Cx, Target};
 use crate::services::Services;
 
-/// The most one scenario may take. Every operation inside is bounded on its own; this only
-/// catches a scenario whose bounds add up to something absurd, and reports it as a harness error.
-pub const SCENARIO_CEILING: Duration = Duration::from_secs(300);
+/// Held for reading by every running clause and for writing by a clause that must run alone
+/// ([`Needs::alone`](crate::clause::Needs)), across every run in the process: the CLI's and the
+/// test harness's alike. Tokio's lock is fair, so an alone clause waits only for those already
+/// running, and none starts beside it.
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Run one clause on one candidate.
 pub async fn run_clause(clause: &Clause, target: Arc<Target>, services: Arc<Services>) -> ClauseResult {
+    let missing = clause.missing_knobs(&target.candidate.manifest.knobs);
+    if !missing.is_empty() {
+        let keys: Vec<String> = missing.iter().map(|k| format!("`{}`", k.key())).collect();
+        let message = format!(
+            "candidate.toml has no {} knob{}: set it under [knobs] to grade this clause",
+            keys.join(", "),
+            if keys.len() == 1 { "" } else { "s" }
+        );
+        let verdict = Verdict::from_outcome(clause.level, Err(Failure::harness(message)));
+        return clause.result(verdict, Duration::ZERO, Evidence::default());
+    }
+    let (_shared, _alone);
+    if clause.needs.alone {
+        _alone = ALONE.write().await;
+    } else {
+        _shared = ALONE.read().await;
+    }
     let started = Instant::now();
-    let (outcome, evidence) = match Cx::new(target, services) {
+    let ceiling = clause.needs.ceiling;
+    let (outcome, evidence) = match Cx::new(target, services, &clause.needs) {
         Ok(mut cx) => {
             let scenario = AssertUnwindSafe((clause.check)(&mut cx)).catch_unwind();
-            let outcome = match tokio::time::timeout(SCENARIO_CEILING, scenario).await {
+            let outcome = match tokio::time::timeout(ceiling, scenario).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(panic)) => Err(Failure::harness(format!(
                     "the scenario panicked: {}",
                     panic_text(&panic)
                 ))),
                 Err(_) => Err(Failure::harness(format!(
-                    "the scenario exceeded its {SCENARIO_CEILING:?} ceiling"
+                    "the scenario exceeded its {ceiling:?} ceiling"
                 ))),
             };
             (outcome, cx.finish())

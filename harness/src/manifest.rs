@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The parsed `candidate.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +107,134 @@ pub struct Knobs {
     pub signal_handling_off_env: Option<String>,
 }
 
+/// One knob of [`Knobs`], by name: what a clause declares it needs, so the engine can tell
+/// before running it whether the candidate can be graded on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knob {
+    /// [`Knobs::slow_endpoint`].
+    SlowEndpoint,
+    /// [`Knobs::protected_endpoint`].
+    ProtectedEndpoint,
+    /// [`Knobs::echo_env_endpoint`].
+    EchoEnvEndpoint,
+    /// [`Knobs::entity_table`].
+    EntityTable,
+    /// [`Knobs::jwt_secret_env`].
+    JwtSecretEnv,
+    /// [`Knobs::error_endpoint`].
+    ErrorEndpoint,
+    /// [`Knobs::stream_endpoint`].
+    StreamEndpoint,
+    /// [`Knobs::dependency_url_env`].
+    DependencyUrlEnv,
+    /// [`Knobs::auth_mode_env`].
+    AuthModeEnv,
+    /// [`Knobs::auth_dev_mode_env`].
+    AuthDevModeEnv,
+    /// [`Knobs::shutdown_timeout_env`].
+    ShutdownTimeoutEnv,
+    /// [`Knobs::request_timeout_env`].
+    RequestTimeoutEnv,
+    /// [`Knobs::fail_on_start_env`].
+    FailOnStartEnv,
+    /// [`Knobs::schema_variant_var`].
+    SchemaVariantVar,
+    /// [`Knobs::ready_line_prefix`].
+    ReadyLinePrefix,
+    /// [`Knobs::param_endpoint`].
+    ParamEndpoint,
+    /// [`Knobs::custom_metrics_endpoint`].
+    CustomMetricsEndpoint,
+    /// [`Knobs::tracer_off_env`].
+    TracerOffEnv,
+    /// [`Knobs::log_endpoint`].
+    LogEndpoint,
+    /// [`Knobs::signal_handling_off_env`].
+    SignalHandlingOffEnv,
+}
+
+impl Knob {
+    /// Every knob, in `candidate.toml`'s documented order.
+    pub const ALL: [Knob; 20] = [
+        Knob::SlowEndpoint,
+        Knob::ProtectedEndpoint,
+        Knob::EchoEnvEndpoint,
+        Knob::EntityTable,
+        Knob::JwtSecretEnv,
+        Knob::ErrorEndpoint,
+        Knob::StreamEndpoint,
+        Knob::DependencyUrlEnv,
+        Knob::AuthModeEnv,
+        Knob::AuthDevModeEnv,
+        Knob::ShutdownTimeoutEnv,
+        Knob::RequestTimeoutEnv,
+        Knob::FailOnStartEnv,
+        Knob::SchemaVariantVar,
+        Knob::ReadyLinePrefix,
+        Knob::ParamEndpoint,
+        Knob::CustomMetricsEndpoint,
+        Knob::TracerOffEnv,
+        Knob::LogEndpoint,
+        Knob::SignalHandlingOffEnv,
+    ];
+
+    /// Its key under `[knobs]` in `candidate.toml`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Knob::SlowEndpoint => "slow_endpoint",
+            Knob::ProtectedEndpoint => "protected_endpoint",
+            Knob::EchoEnvEndpoint => "echo_env_endpoint",
+            Knob::EntityTable => "entity_table",
+            Knob::JwtSecretEnv => "jwt_secret_env",
+            Knob::ErrorEndpoint => "error_endpoint",
+            Knob::StreamEndpoint => "stream_endpoint",
+            Knob::DependencyUrlEnv => "dependency_url_env",
+            Knob::AuthModeEnv => "auth_mode_env",
+            Knob::AuthDevModeEnv => "auth_dev_mode_env",
+            Knob::ShutdownTimeoutEnv => "shutdown_timeout_env",
+            Knob::RequestTimeoutEnv => "request_timeout_env",
+            Knob::FailOnStartEnv => "fail_on_start_env",
+            Knob::SchemaVariantVar => "schema_variant_var",
+            Knob::ReadyLinePrefix => "ready_line_prefix",
+            Knob::ParamEndpoint => "param_endpoint",
+            Knob::CustomMetricsEndpoint => "custom_metrics_endpoint",
+            Knob::TracerOffEnv => "tracer_off_env",
+            Knob::LogEndpoint => "log_endpoint",
+            Knob::SignalHandlingOffEnv => "signal_handling_off_env",
+        }
+    }
+}
+
+impl Knobs {
+    /// The value of `knob`, when the manifest sets it.
+    pub fn get(&self, knob: Knob) -> Option<&str> {
+        let value = match knob {
+            Knob::SlowEndpoint => &self.slow_endpoint,
+            Knob::ProtectedEndpoint => &self.protected_endpoint,
+            Knob::EchoEnvEndpoint => &self.echo_env_endpoint,
+            Knob::EntityTable => &self.entity_table,
+            Knob::JwtSecretEnv => &self.jwt_secret_env,
+            Knob::ErrorEndpoint => &self.error_endpoint,
+            Knob::StreamEndpoint => &self.stream_endpoint,
+            Knob::DependencyUrlEnv => &self.dependency_url_env,
+            Knob::AuthModeEnv => &self.auth_mode_env,
+            Knob::AuthDevModeEnv => &self.auth_dev_mode_env,
+            Knob::ShutdownTimeoutEnv => &self.shutdown_timeout_env,
+            Knob::RequestTimeoutEnv => &self.request_timeout_env,
+            Knob::FailOnStartEnv => &self.fail_on_start_env,
+            Knob::SchemaVariantVar => &self.schema_variant_var,
+            Knob::ReadyLinePrefix => &self.ready_line_prefix,
+            Knob::ParamEndpoint => &self.param_endpoint,
+            Knob::CustomMetricsEndpoint => &self.custom_metrics_endpoint,
+            Knob::TracerOffEnv => &self.tracer_off_env,
+            Knob::LogEndpoint => &self.log_endpoint,
+            Knob::SignalHandlingOffEnv => &self.signal_handling_off_env,
+        };
+        value.as_deref()
+    }
+}
+
 /// Why a manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -189,6 +317,19 @@ fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ManifestE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each knob's key is the one `candidate.toml` accepts, and reads back its own field.
+    #[test]
+    fn every_knob_key_parses_and_reads_its_own_field() {
+        let table: String = Knob::ALL
+            .iter()
+            .map(|k| format!("{} = \"{}\"\n", k.key(), k.key()))
+            .collect();
+        let knobs: Knobs = toml::from_str(&table).unwrap();
+        for knob in Knob::ALL {
+            assert_eq!(knobs.get(knob), Some(knob.key()), "{knob:?}");
+        }
+    }
 
     const GOOD: &str = r#"
 name = "gofr"

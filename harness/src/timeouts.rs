@@ -67,3 +67,9 @@ pub const DOCKER_API: Duration = Duration::from_secs(10);
 /// documented default port (see [`crate::ports::claim_default`]): one port clause's boots, well
 /// inside a scenario's ceiling.
 pub const DEFAULT_PORT_CLAIM: Duration = Duration::from_secs(120);
+
+/// The most one scenario may take unless its clause declares otherwise. Every operation inside
+/// is bounded on its own; this only catches a scenario whose bounds add up to something absurd,
+/// and reports it as a harness error. The longest scenarios (a bounded repetition of 66 drains)
+/// take about two minutes on a loaded 2-core machine.
+pub const SCENARIO_CEILING: Duration = Duration::from_secs(300);

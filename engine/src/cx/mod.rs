@@ -28,6 +28,7 @@ use harness::verdict::Failure;
 use harness::workdir::Workdir;
 use harness::{ports, timeouts};
 
+use crate::clause::{Knob, Needs};
 use crate::profile::{DbTarget, Framework, Profile};
 use crate::services::Services;
 
@@ -174,22 +175,50 @@ struct Tracked {
 pub struct Cx {
     target: Arc<Target>,
     services: Arc<Services>,
+    /// The knobs the clause declared (only these may be read with [`Cx::knob`]).
+    knobs: &'static [Knob],
     http: Http,
     evidence: Evidence,
     launches: Vec<Tracked>,
 }
 
 impl Cx {
-    /// A context for one scenario on `target`.
-    pub fn new(target: Arc<Target>, services: Arc<Services>) -> Result<Cx, Failure> {
+    /// A context for one scenario on `target`, of a clause that needs `needs`.
+    pub fn new(target: Arc<Target>, services: Arc<Services>, needs: &Needs) -> Result<Cx, Failure> {
         let http = Http::new()?;
         Ok(Cx {
             target,
             services,
+            knobs: needs.knobs,
             http,
             evidence: Evidence::default(),
             launches: Vec::new(),
         })
+    }
+
+    /// The value of `knob` in `candidate.toml`. The engine runs a clause only when every knob
+    /// it declares is set, so this fails only for a knob the clause reads without declaring it
+    /// (a catalogue bug, reported as a harness error that names it).
+    pub fn knob(&self, knob: Knob) -> Result<String, Failure> {
+        if !self.knobs.contains(&knob) {
+            return Err(Failure::harness(format!(
+                "the scenario reads the knob `{}` without declaring it in its clause's needs",
+                knob.key()
+            )));
+        }
+        self.target
+            .candidate
+            .manifest
+            .knobs
+            .get(knob)
+            .map(str::to_string)
+            .ok_or_else(|| Failure::harness(format!("candidate.toml has no `{}` knob", knob.key())))
+    }
+
+    /// The value of `knob` if `candidate.toml` sets it: for a knob that refines a scenario
+    /// (a shortcut, an extra observation) but that the clause can be graded without.
+    pub fn optional_knob(&self, knob: Knob) -> Option<String> {
+        self.target.candidate.manifest.knobs.get(knob).map(str::to_string)
     }
 
     /// The candidate's framework profile.
