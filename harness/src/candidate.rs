@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{Manifest, ManifestError};
-use crate::process;
 use crate::workdir::copy_tree;
+use crate::{process, timeouts};
 
 /// File name of the manifest inside a candidate directory.
 pub const MANIFEST: &str = "candidate.toml";
@@ -340,6 +340,8 @@ impl Candidate {
 
         let src = self.cache_dir(cache, "src").join(&stem);
         let _ = std::fs::remove_dir_all(&src);
+        // The build copy (and the binary being written, inside it) goes if the run is interrupted.
+        let _scratch = crate::reaper::scratch_dir(&src).map_err(|e| io(format!("creating {}: {e}", src.display())))?;
         copy_tree(&self.dir, &src).map_err(|e| io(format!("copying sources to {}: {e}", src.display())))?;
         for file in &variant.overlay {
             let name = file
@@ -365,7 +367,7 @@ impl Candidate {
             }
         }
         std::fs::create_dir_all(&bin_dir).map_err(|e| io(format!("creating {}: {e}", bin_dir.display())))?;
-        let partial = bin_dir.join(format!(".{stem}.partial"));
+        let partial = src.join(format!(".{stem}.partial"));
         let mut cmd = process::go_command(&src);
         cmd.args(["build", "-trimpath"]);
         if !ldflags.trim().is_empty() {
@@ -387,13 +389,15 @@ impl Candidate {
                 self.manifest.framework_module, self.manifest.framework_version
             ));
         }
-        let (succeeded, text) = run_go(cmd, &name, &bin_dir.join(format!("{stem}.log")))?;
+        let built = run_go(cmd, &name, &bin_dir.join(format!("{stem}.log"))).and_then(|(succeeded, text)| {
+            if !succeeded {
+                return Err(self.classify_failure(shown, &text));
+            }
+            std::fs::rename(&partial, &binary)
+                .map_err(|e| io(format!("moving the binary into {}: {e}", binary.display())))
+        });
         let _ = std::fs::remove_dir_all(&src);
-        if !succeeded {
-            return Err(self.classify_failure(shown, &text));
-        }
-        std::fs::rename(&partial, &binary)
-            .map_err(|e| io(format!("moving the binary into {}: {e}", binary.display())))?;
+        built?;
         Ok(Build {
             binary,
             source_hash: hash,
@@ -485,9 +489,20 @@ pub(crate) fn classify_go_failure(
 /// Run a `go` command to completion, keep its combined output in `log` (beside the binary, for
 /// whoever debugs a build), and return whether it succeeded with that output.
 pub(crate) fn run_go(mut cmd: std::process::Command, owner: &str, log: &Path) -> Result<(bool, String), BuildError> {
-    let out = cmd.output().map_err(|e| BuildError::GoMissing {
-        candidate: owner.to_string(),
-        detail: e.to_string(),
+    let out = process::output(&mut cmd, timeouts::GO_BUILD).map_err(|e| match e {
+        process::RunError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::Interrupted => BuildError::Io {
+            candidate: owner.to_string(),
+            detail: source.to_string(),
+        },
+        process::RunError::Spawn { source, .. } => BuildError::GoMissing {
+            candidate: owner.to_string(),
+            detail: source.to_string(),
+        },
+        timed_out @ process::RunError::TimedOut { .. } => BuildError::Failed {
+            candidate: owner.to_string(),
+            command: format!("{cmd:?}"),
+            output: timed_out.to_string(),
+        },
     })?;
     let text = format!(
         "{}{}",
@@ -500,9 +515,7 @@ pub(crate) fn run_go(mut cmd: std::process::Command, owner: &str, log: &Path) ->
 
 /// `go version` output, e.g. `go version go1.26.8 linux/amd64`.
 pub(crate) fn go_version() -> Result<String, String> {
-    let out = process::go_command(Path::new("."))
-        .arg("version")
-        .output()
+    let out = process::output(process::go_command(Path::new(".")).arg("version"), timeouts::GO_BUILD)
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());

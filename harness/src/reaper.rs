@@ -7,6 +7,16 @@
 //! also covers a panicking scenario). Drop does not run when the runner is killed by a signal,
 //! which is why this registry exists: [`install_signal_handler`] turns the runner's own signals
 //! into an orderly [`reap_all`] followed by exit status 130.
+//!
+//! Creating a resource and registering it is one step, ordered against the reaper: a process is
+//! spawned ([`spawn_group`]) and a directory created ([`temp_dir`]) while the registry's lock is
+//! held, and [`reap_all`] closes the registry under the same lock before it kills anything. So a
+//! resource is either registered before the reaper looks, or never created: once shutdown has
+//! begun, every further spawn or directory fails with [`shutting_down`], and scenarios still
+//! running at that moment end with a harness error instead of starting something nobody will
+//! stop. Resources the registry cannot create itself (a container, created over the Docker API)
+//! are created under a [`Pass`]: the reaper waits, bounded, for the passes out to come back before
+//! it runs the cleanups that remove them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +40,20 @@ enum Resource {
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static REGISTRY: Mutex<BTreeMap<u64, Resource>> = Mutex::new(BTreeMap::new());
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    closed: false,
+    resources: BTreeMap::new(),
+    passes: 0,
+});
+
+/// The registered resources, and whether the reaper has closed the registry.
+struct Registry {
+    /// Set by [`reap_all`]: nothing may be created from then on.
+    closed: bool,
+    resources: BTreeMap<u64, Resource>,
+    /// [`Pass`]es out: creations the reaper must wait for before its cleanups run.
+    passes: usize,
+}
 
 /// A registration; dropping it forgets the resource (its owner has cleaned it up).
 #[derive(Debug)]
@@ -39,37 +62,115 @@ pub struct Ticket(u64);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        lock().remove(&self.0);
+        lock().resources.remove(&self.0);
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Resource>> {
+fn lock() -> std::sync::MutexGuard<'static, Registry> {
     // A panic while holding this lock leaves plain data behind; keep reaping.
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn register(resource: Resource) -> Ticket {
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    lock().insert(id, resource);
-    Ticket(id)
+/// The error every creation gets once the reaper has begun.
+pub fn shutting_down() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "conform is stopping (it received a signal): nothing new is started",
+    )
 }
 
-/// Register a process group to kill with `signal` if the runner is interrupted.
-pub fn register_group(pgid: i32, signal: Signal) -> Ticket {
-    register(Resource::Group { pgid, signal })
+impl Registry {
+    fn insert(&mut self, resource: Resource) -> Ticket {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.resources.insert(id, resource);
+        Ticket(id)
+    }
 }
 
-/// Register a directory to remove if the runner is interrupted.
-pub fn register_dir(path: impl Into<PathBuf>) -> Ticket {
-    register(Resource::Dir(path.into()))
+/// Spawn a process leading its own group, registered to be killed with `signal` if the runner is
+/// interrupted. `spawn` runs under the registry's lock and returns the child and its pid (the
+/// group id); once the reaper has begun it is not called, and the error is [`shutting_down`].
+/// Only [`crate::process`] calls this: it is the one audited spawn path.
+pub(crate) fn spawn_group<T>(
+    signal: Signal,
+    spawn: impl FnOnce() -> std::io::Result<(T, u32)>,
+) -> std::io::Result<(T, Ticket)> {
+    let mut registry = lock();
+    if registry.closed {
+        return Err(shutting_down());
+    }
+    let (child, pid) = spawn()?;
+    let ticket = registry.insert(Resource::Group {
+        pgid: pid as i32,
+        signal,
+    });
+    Ok((child, ticket))
 }
 
-/// Register a cleanup to run if the runner is interrupted. It runs on the signal thread, inside
-/// that thread's runtime: it must not await on it (spawn a thread for async work) and must bound
-/// its own duration.
+/// Create a temporary directory with `builder` (in `parent`, or the system temp directory),
+/// registered to be removed if the runner is interrupted; after the reaper has begun, nothing is
+/// created and the error is [`shutting_down`].
+pub fn temp_dir(
+    builder: &tempfile::Builder<'_, '_>,
+    parent: Option<&std::path::Path>,
+) -> std::io::Result<(tempfile::TempDir, Ticket)> {
+    let mut registry = lock();
+    if registry.closed {
+        return Err(shutting_down());
+    }
+    let dir = match parent {
+        Some(parent) => builder.tempdir_in(parent)?,
+        None => builder.tempdir()?,
+    };
+    let ticket = registry.insert(Resource::Dir(dir.path().to_path_buf()));
+    Ok((dir, ticket))
+}
+
+/// Create the directory `path` (and its parents), registered to be removed if the runner is
+/// interrupted, for scratch work at a path of the caller's choosing (a build copy in the cache);
+/// the caller removes it when done, then drops the ticket. After the reaper has begun, nothing is
+/// created and the error is [`shutting_down`].
+pub fn scratch_dir(path: &std::path::Path) -> std::io::Result<Ticket> {
+    let mut registry = lock();
+    if registry.closed {
+        return Err(shutting_down());
+    }
+    std::fs::create_dir_all(path)?;
+    Ok(registry.insert(Resource::Dir(path.to_path_buf())))
+}
+
+/// Register a cleanup to run if the runner is interrupted, after every [`Pass`] out has come back.
+/// It runs on the signal thread, inside that thread's runtime: it must not await on it (spawn a
+/// thread for async work) and must bound its own duration.
 pub fn register_cleanup(cleanup: fn()) -> Ticket {
-    register(Resource::Cleanup(cleanup))
+    lock().insert(Resource::Cleanup(cleanup))
 }
+
+/// Held while creating a resource the registry cannot create itself (a container): the reaper
+/// waits for it (at most [`PASS_WAIT`]) before running the cleanups that remove such resources.
+#[derive(Debug)]
+#[must_use = "the pass covers the creation only while it is held"]
+pub struct Pass(());
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        lock().passes -= 1;
+    }
+}
+
+/// A [`Pass`] for one creation, or [`shutting_down`] once the reaper has begun.
+pub fn pass() -> std::io::Result<Pass> {
+    let mut registry = lock();
+    if registry.closed {
+        return Err(shutting_down());
+    }
+    registry.passes += 1;
+    Ok(Pass(()))
+}
+
+/// How long the reaper waits for creations under a [`Pass`] to finish: a Postgres container's
+/// start, which includes waiting for it to be ready.
+const PASS_WAIT: Duration = crate::timeouts::POSTGRES_START;
 
 /// How long a group asked to stop politely (Postgres: SIGINT, a fast shutdown that also removes
 /// its shared memory) gets before it is killed.
@@ -86,7 +187,11 @@ const POLITE_GRACE: Duration = Duration::from_secs(5);
     reason = "a bounded poll of process-group existence in the signal thread, which has no runtime to await on"
 )]
 pub fn reap_all() -> usize {
-    let resources: Vec<Resource> = std::mem::take(&mut *lock()).into_values().rev().collect();
+    let resources: Vec<Resource> = {
+        let mut registry = lock();
+        registry.closed = true;
+        std::mem::take(&mut registry.resources).into_values().rev().collect()
+    };
     let groups: Vec<(i32, Signal)> = resources
         .iter()
         .filter_map(|r| match r {
@@ -112,6 +217,11 @@ pub fn reap_all() -> usize {
     for (pgid, _) in &groups {
         // Whatever the polite signal was, make sure nothing of the group survives.
         let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+    }
+    // A container being created now appears only when its creation returns: wait for those.
+    let deadline = Instant::now() + PASS_WAIT;
+    while Instant::now() < deadline && lock().passes > 0 {
+        std::thread::sleep(Duration::from_millis(10));
     }
     for resource in &resources {
         if let Resource::Cleanup(cleanup) = resource {

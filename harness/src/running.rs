@@ -3,24 +3,25 @@
 //! [`Running`] is what a scenario holds while a candidate is up. It can wait for readiness (a
 //! polled condition that fails fast if the process exits), send a signal, shut down with a grace
 //! period and report how the process ended ([`Exit`]), and it kills the whole process group when
-//! dropped, so a scenario that panics or returns early never leaks a process. The same group is
-//! registered with the [`reaper`](crate::reaper), which covers the runner itself being killed.
+//! dropped, so a scenario that panics or returns early never leaks a process. The group is a
+//! [`Group`], registered with the [`reaper`](crate::reaper) as it is spawned, which covers the
+//! runner itself being killed.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
-use nix::sys::signal::{kill, killpg};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::output::Output;
 use crate::poll::{self, Poll, PollError};
-use crate::process::{Launch, LaunchRecord};
+use crate::process::{Group, Launch, LaunchRecord};
 use crate::sockets::{self, ListenSocket};
+use crate::timeouts;
 use crate::workdir::Workdir;
-use crate::{reaper, timeouts};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,7 +110,7 @@ pub enum ProcessError {
 /// A candidate process that has been started.
 #[derive(Debug)]
 pub struct Running {
-    child: tokio::process::Child,
+    group: Group<tokio::process::Child>,
     pid: u32,
     started: Instant,
     output: Output,
@@ -117,32 +118,29 @@ pub struct Running {
     exit: Option<Exit>,
     // Dropped after the process is killed (fields drop in declaration order after Drop::drop).
     workdir: Workdir,
-    _reaper: reaper::Ticket,
 }
 
 impl Running {
     /// Start `launch` in `workdir`, capturing its output into `workdir`'s log directory.
     pub fn spawn(launch: &Launch, workdir: Workdir) -> Result<Running, ProcessError> {
         let started = Instant::now();
-        let mut child = launch.command().spawn().map_err(|source| ProcessError::Spawn {
+        let mut group = launch.spawn().map_err(|source| ProcessError::Spawn {
             program: launch.program.display().to_string(),
             source,
         })?;
-        let pid = child.id().unwrap_or_default();
         // The child is the leader of its own group: its pgid is its pid.
-        let ticket = reaper::register_group(pid as i32, Signal::SIGKILL);
-        let stdout = child.stdout.take().expect("stdout is piped by Launch::command");
-        let stderr = child.stderr.take().expect("stderr is piped by Launch::command");
+        let pid = group.pid();
+        let stdout = group.child().stdout.take().expect("stdout is piped by Launch::spawn");
+        let stderr = group.child().stderr.take().expect("stderr is piped by Launch::spawn");
         let output = Output::capture(stdout, stderr, workdir.logs(), started);
         Ok(Running {
-            child,
+            group,
             pid,
             started,
             output,
             record: launch.record(),
             exit: None,
             workdir,
-            _reaper: ticket,
         })
     }
 
@@ -175,7 +173,8 @@ impl Running {
     pub fn try_exit(&mut self) -> Result<Option<Exit>, ProcessError> {
         if self.exit.is_none() {
             let status = self
-                .child
+                .group
+                .child()
                 .try_wait()
                 .map_err(|source| ProcessError::Wait { pid: self.pid, source })?;
             if let Some(status) = status {
@@ -200,7 +199,7 @@ impl Running {
     {
         let pid = self.pid;
         // try_exit needs &mut self while the probe borrows nothing of ours: split the borrow.
-        let child = &mut self.child;
+        let child = self.group.child();
         let started = self.started;
         let exit = &mut self.exit;
         poll::wait_for(what, ceiling, timeouts::POLL_INTERVAL, || {
@@ -287,7 +286,7 @@ impl Running {
             return Ok(Some(exit));
         }
         let since = Instant::now();
-        match tokio::time::timeout(ceiling, self.child.wait()).await {
+        match tokio::time::timeout(ceiling, self.group.child().wait()).await {
             Ok(Ok(status)) => {
                 let exit = Exit {
                     status: status.into(),
@@ -313,7 +312,7 @@ impl Running {
         }
         let sent = Instant::now();
         self.signal(signal)?;
-        match tokio::time::timeout(grace, self.child.wait()).await {
+        match tokio::time::timeout(grace, self.group.child().wait()).await {
             Ok(Ok(status)) => {
                 let exit = Exit {
                     status: status.into(),
@@ -326,8 +325,8 @@ impl Running {
             }
             Ok(Err(source)) => Err(ProcessError::Wait { pid: self.pid, source }),
             Err(_) => {
-                let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-                let status = tokio::time::timeout(timeouts::AFTER_KILL, self.child.wait())
+                self.group.kill_group();
+                let status = tokio::time::timeout(timeouts::AFTER_KILL, self.group.child().wait())
                     .await
                     .map_err(|_| ProcessError::Unkillable {
                         pid: self.pid,
@@ -364,10 +363,8 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // Kill the whole group, whether or not the leader has exited: a candidate's children
-        // (or a leader that double-forked) must not outlive the scenario.
-        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-        if self.exit.is_none() {
-            let _ = self.child.start_kill();
-        }
+        // (or a leader that double-forked) must not outlive the scenario. The group itself then
+        // reaps the leader.
+        self.group.kill_group();
     }
 }

@@ -73,3 +73,8 @@ pub const DEFAULT_PORT_CLAIM: Duration = Duration::from_secs(120);
 /// and reports it as a harness error. The longest scenarios (a bounded repetition of 66 drains)
 /// take about two minutes on a loaded 2-core machine.
 pub const SCENARIO_CEILING: Duration = Duration::from_secs(300);
+
+/// A local, offline helper program conform runs for itself (git preparing a worktree fixture,
+/// ipcrm removing a dead server's shared memory): milliseconds normally, so ten seconds means it
+/// is stuck.
+pub const LOCAL_TOOL: Duration = Duration::from_secs(10);

@@ -23,13 +23,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 
 use crate::candidate::{BuildCache, BuildError, classify_go_failure, go_version, run_go};
 use crate::process::{self, Launch, LaunchRecord};
-use crate::reaper;
 use crate::running::ExitStatus;
 
 /// A built tool executable.
@@ -96,10 +93,11 @@ pub fn build(
     std::fs::create_dir_all(&dir).map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
     // GOBIN is private to this build, so a half-written binary is never seen under the final name
     // and two processes building at once cannot interleave their writes.
-    let gobin = tempfile::Builder::new()
-        .prefix(&format!(".{name}-partial-"))
-        .tempdir_in(&dir)
-        .map_err(|e| io(format!("creating a GOBIN under {}: {e}", dir.display())))?;
+    let (gobin, _reaped) = crate::reaper::temp_dir(
+        tempfile::Builder::new().prefix(&format!(".{name}-partial-")),
+        Some(&dir),
+    )
+    .map_err(|e| io(format!("creating a GOBIN under {}: {e}", dir.display())))?;
     let (mut cmd, shown);
     if sums.is_empty() {
         cmd = process::go_command(gobin.path());
@@ -225,31 +223,38 @@ pub enum ToolError {
     },
 }
 
-/// Run `launch` to completion, at most `ceiling`, collecting its output.
+/// Run `launch` to completion, at most `ceiling`, collecting its output. On the ceiling the
+/// tool's process group is killed (by dropping its [`Group`](crate::process::Group)).
 pub async fn run(launch: &Launch, ceiling: Duration) -> Result<ToolRun, ToolError> {
+    use tokio::io::AsyncReadExt;
     let record = launch.record();
     let command = record.command.join(" ");
     let started = Instant::now();
-    let child = launch.command().spawn().map_err(|source| ToolError::Spawn {
+    let mut group = launch.spawn().map_err(|source| ToolError::Spawn {
         program: launch.program.display().to_string(),
         source,
     })?;
-    let pid = child.id().unwrap_or_default() as i32;
-    let _ticket = reaper::register_group(pid, Signal::SIGKILL);
-    match tokio::time::timeout(ceiling, child.wait_with_output()).await {
-        Ok(Ok(out)) => Ok(ToolRun {
+    let child = group.child();
+    let (mut stdout, mut stderr) = (
+        child.stdout.take().expect("stdout is piped by Launch::spawn"),
+        child.stderr.take().expect("stderr is piped by Launch::spawn"),
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let finished = async {
+        let (_, _, status) =
+            tokio::try_join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait())?;
+        Ok::<_, std::io::Error>(status)
+    };
+    match tokio::time::timeout(ceiling, finished).await {
+        Ok(Ok(status)) => Ok(ToolRun {
             record,
-            status: out.status.into(),
+            status: status.into(),
             took: started.elapsed(),
-            stdout: crate::output::strip_ansi(&String::from_utf8_lossy(&out.stdout)),
-            stderr: crate::output::strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+            stdout: crate::output::strip_ansi(&String::from_utf8_lossy(&out)),
+            stderr: crate::output::strip_ansi(&String::from_utf8_lossy(&err)),
         }),
         Ok(Err(source)) => Err(ToolError::Wait { command, source }),
-        Err(_) => {
-            // The child was dropped with the timed-out future (kill_on_drop); its group goes too.
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            Err(ToolError::TimedOut { command, ceiling })
-        }
+        Err(_) => Err(ToolError::TimedOut { command, ceiling }),
     }
 }
 

@@ -22,14 +22,11 @@ pub struct Workdir {
 impl Workdir {
     /// A fresh, empty working directory (and a log directory beside it) under the system temp dir.
     pub fn new(label: &str) -> std::io::Result<Workdir> {
-        let root = tempfile::Builder::new()
-            .prefix(&format!("conform-{label}-"))
-            .tempdir()?;
+        let (root, ticket) = reaper::temp_dir(tempfile::Builder::new().prefix(&format!("conform-{label}-")), None)?;
         let cwd = root.path().join("cwd");
         let logs = root.path().join("logs");
         std::fs::create_dir(&cwd)?;
         std::fs::create_dir(&logs)?;
-        let ticket = reaper::register_dir(root.path());
         Ok(Workdir {
             root,
             cwd,

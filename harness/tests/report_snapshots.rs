@@ -256,11 +256,11 @@ fn a_cross_release_run_names_the_version_built_and_the_pin() {
 
 /// Run `program` with `args`, its output captured; a missing program fails the test naming the
 /// Debian package that provides it (`cargo xtask setup` installs both).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test driving a checker program (chromium, xmllint), not a candidate"
+)]
 fn run(program: &str, package: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a test driving a checker program (chromium, xmllint), not a candidate"
-    )]
     let mut command = std::process::Command::new(program);
     command.args(args).stdin(std::process::Stdio::null());
     command.output().unwrap_or_else(|e| {

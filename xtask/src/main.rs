@@ -119,7 +119,7 @@ fn module_source() -> Option<&'static str> {
             if !mirror.is_dir() {
                 return None;
             }
-            let out = Command::new("go")
+            let out = command("go")
                 .args(["env", "GOPROXY"])
                 .env("GOTOOLCHAIN", "local")
                 .output()
@@ -150,11 +150,17 @@ fn go_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Run a command in the workspace root, streaming its output; fail with its exit code.
+/// A command of the developer's shell: it inherits the user's environment, as a person at the
+/// terminal would (xtask's one place a command is created).
+pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    Command::new(program)
+}
+
 /// Formatting and lints, before any test: `cargo fmt --check` and clippy with every warning an
 /// error, under the one workspace configuration (`clippy.toml` at the root).
 fn lint() -> Result<(), Failure> {
-    run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
-    run(Command::new("cargo").args([
+    run(command("cargo").args(["fmt", "--all", "--check"]))?;
+    run(command("cargo").args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -182,7 +188,7 @@ fn run(cmd: &mut Command) -> Result<(), Failure> {
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh")
+    command("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()
         .is_ok_and(|o| o.status.success())
@@ -195,7 +201,7 @@ fn postgres_installed() -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
+    command("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -252,8 +258,8 @@ fn setup() -> Result<(), Failure> {
     for (package, why) in &missing {
         eprintln!("xtask: installing Debian's {package}: {why}");
     }
-    run(Command::new("apt-get").arg("update").arg("-q"))?;
-    run(Command::new("apt-get")
+    run(command("apt-get").arg("update").arg("-q"))?;
+    run(command("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
@@ -267,7 +273,7 @@ fn setup() -> Result<(), Failure> {
 /// still runs: the collector's own tests then fail with the build's message.
 fn collector() -> Result<(), Failure> {
     let started = Instant::now();
-    let result = run(Command::new("cargo")
+    let result = run(command("cargo")
         .args(["run", "--locked", "--quiet", "--bin", "conform", "--", "collector"])
         .env("CGO_ENABLED", "0"));
     match result {
@@ -347,7 +353,7 @@ fn test_binary(line: &str) -> Option<String> {
 /// last thing printed rather than the count of whichever binary happened to run last.
 fn test(rest: &[String], clock: &mut Phases) -> Result<(), Failure> {
     use std::io::{BufRead, BufReader};
-    let mut cmd = Command::new("cargo");
+    let mut cmd = command("cargo");
     cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(rest)
         .current_dir(root())
@@ -418,7 +424,7 @@ const IMAGES: &[(&str, &str)] = &[("conform/postgres:15", "images/postgres/build
 
 /// `Ok(server version)` when a Docker engine answers, else what `docker info` said.
 fn docker_engine() -> Result<String, String> {
-    let out = Command::new("docker")
+    let out = command("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
@@ -439,7 +445,7 @@ fn images() -> Result<(), Failure> {
         ))
     })?;
     for (tag, script) in IMAGES {
-        let present = Command::new("docker")
+        let present = command("docker")
             .args(["image", "inspect", "--format", "{{.Id}}", tag])
             .output()
             .is_ok_and(|o| o.status.success());
@@ -454,14 +460,14 @@ fn images() -> Result<(), Failure> {
                 )));
             }
             eprintln!("xtask: installing Debian's debootstrap (to build {tag})");
-            run(Command::new("apt-get").arg("update").arg("-q"))?;
-            run(Command::new("apt-get")
+            run(command("apt-get").arg("update").arg("-q"))?;
+            run(command("apt-get")
                 .args(["install", "-y", "-q", "--no-install-recommends", "debootstrap"])
                 .env("DEBIAN_FRONTEND", "noninteractive"))?;
         }
         eprintln!("xtask: building {tag} with {script} (engine {version})");
         let started = Instant::now();
-        run(Command::new("bash").arg(root().join(script)).arg(tag))?;
+        run(command("bash").arg(root().join(script)).arg(tag))?;
         eprintln!("xtask: built {tag} in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
@@ -480,7 +486,7 @@ fn images_if_docker() -> Result<(), Failure> {
 }
 
 fn certify(rest: &[String]) -> Result<(), Failure> {
-    let mut cmd = Command::new("cargo");
+    let mut cmd = command("cargo");
     cmd.args(["run", "--release", "--locked", "--bin", "conform", "--", "certify"]);
     // Without a candidate directory among the arguments (flag values such as `--out DIR` are not
     // candidates), certify both reference candidates.
@@ -502,8 +508,8 @@ fn certify(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn bench(rest: &[String]) -> Result<(), Failure> {
-    run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
-    run(Command::new("cargo").args([
+    run(command("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
+    run(command("cargo").args([
         "build",
         "--release",
         "--locked",
@@ -513,11 +519,11 @@ fn bench(rest: &[String]) -> Result<(), Failure> {
         "bench",
     ]))?;
     println!("== services (harness/examples/bench.rs)");
-    run(Command::new(target_dir().join("release/examples/bench")).args(rest))?;
+    run(command(target_dir().join("release/examples/bench")).args(rest))?;
     println!("\n== certification wall time (conform certify, release build)");
     for candidate in ["gofastr", "gofr"] {
         let start = Instant::now();
-        let status = go_env(&mut Command::new(target_dir().join("release/conform")))
+        let status = go_env(&mut command(target_dir().join("release/conform")))
             .args([
                 "certify",
                 &format!("fixtures/candidates/{candidate}"),

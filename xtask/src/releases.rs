@@ -19,7 +19,7 @@ const PREVIOUS: [(&str, &str); 2] = [("gofastr", "v0.66.0"), ("gofr", "v1.55.0")
 
 /// Regenerate `reports/releases/` (the candidates named in `rest`, else both).
 pub(crate) fn releases(rest: &[String]) -> Result<(), Failure> {
-    run(Command::new("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
+    run(crate::command("cargo").args(["build", "--release", "--locked", "--bin", "conform"]))?;
     let out = root().join("reports/releases");
     let scratch = target_dir().join("releases");
     for dir in [&out, &scratch] {
@@ -71,7 +71,7 @@ pub(crate) fn releases(rest: &[String]) -> Result<(), Failure> {
 }
 
 fn conform() -> Command {
-    let mut cmd = Command::new(target_dir().join("release/conform"));
+    let mut cmd = crate::command(target_dir().join("release/conform"));
     go_env(&mut cmd).current_dir(root());
     cmd
 }

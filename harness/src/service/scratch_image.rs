@@ -113,6 +113,10 @@ pub async fn run(
     for (name, value) in env {
         request = request.with_env_var(name, value);
     }
+    let _pass = crate::reaper::pass().map_err(|e| ScratchImageError::Testcontainers {
+        action: format!("starting {image}"),
+        reason: e.to_string(),
+    })?;
     request.start().await.map_err(|e| ScratchImageError::Testcontainers {
         action: format!("starting {image}"),
         reason: e.to_string(),

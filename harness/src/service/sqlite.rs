@@ -19,9 +19,8 @@ pub struct SqliteFile {
 impl SqliteFile {
     /// A path for a new database file in a fresh directory (removed on drop).
     pub fn fresh() -> std::io::Result<SqliteFile> {
-        let dir = tempfile::Builder::new().prefix("conform-sqlite-").tempdir()?;
+        let (dir, ticket) = crate::reaper::temp_dir(tempfile::Builder::new().prefix("conform-sqlite-"), None)?;
         let path = dir.path().join("conform.db");
-        let ticket = crate::reaper::register_dir(dir.path());
         Ok(SqliteFile {
             dir,
             path,

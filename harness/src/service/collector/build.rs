@@ -115,10 +115,11 @@ pub fn build(manifest: &Path, cache: &BuildCache) -> Result<CollectorBinary, Bui
     }
 
     let builder = tool::build(OWNER, BUILDER_MODULE, BUILDER_VERSION, BUILDER_MODULE, &[], cache)?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".{DIST_NAME}-partial-"))
-        .tempdir_in(&dir)
-        .map_err(|e| io(format!("creating a build directory under {}: {e}", dir.display())))?;
+    let (work, _reaped) = crate::reaper::temp_dir(
+        tempfile::Builder::new().prefix(&format!(".{DIST_NAME}-partial-")),
+        Some(&dir),
+    )
+    .map_err(|e| io(format!("creating a build directory under {}: {e}", dir.display())))?;
     let config = work.path().join("builder-config.yaml");
     std::fs::write(&config, &text).map_err(|e| io(format!("writing {}: {e}", config.display())))?;
     // The builder makes a temp directory for a default output path it never uses, and leaves it

@@ -38,7 +38,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError
 
 use crate::poll::{self, Poll};
 use crate::service::docker::{self, Engine};
-use crate::timeouts;
+use crate::{reaper, timeouts};
 
 use super::*;
 
@@ -287,7 +287,12 @@ pub(super) async fn launch_container(
         log_tail,
     };
     let spawned = Instant::now();
-    let container = match request.start().await {
+    // Held until the container exists (or its start failed), so an interrupt meanwhile waits for
+    // it before removing this run's containers.
+    let pass = reaper::pass().map_err(|e| failed(e.to_string(), String::new()))?;
+    let started = request.start().await;
+    drop(pass);
+    let container = match started {
         Ok(container) => container,
         Err(err) => {
             // A start that failed or timed out part-way may have left the container created.

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
@@ -102,12 +102,8 @@ pub(super) async fn default_search_dirs() -> Vec<PathBuf> {
 }
 
 /// `pg_config --bindir`, if `pg_config` is on `PATH` and answers within the ceiling.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "pg_config is a read-only lookup of the install layout"
-)]
 pub(super) async fn pg_config_bindir() -> Option<PathBuf> {
-    let mut command = Command::new("pg_config");
+    let mut command = crate::process::command("pg_config");
     command
         .arg("--bindir")
         .stdin(Stdio::null())

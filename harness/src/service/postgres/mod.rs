@@ -199,12 +199,11 @@ pub struct PostgresOptions {
 /// A scratch directory on tmpfs (if there is one), registered with the reaper.
 fn new_scratch() -> Result<(tempfile::TempDir, reaper::Ticket), PostgresError> {
     let parent = scratch_parent();
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("conform-{}-", std::process::id()))
-        .tempdir_in(&parent)
-        .map_err(io_error(format!("create a scratch directory in {}", parent.display())))?;
-    let ticket = reaper::register_dir(scratch.path());
-    Ok((scratch, ticket))
+    reaper::temp_dir(
+        tempfile::Builder::new().prefix(&format!("conform-{}-", std::process::id())),
+        Some(&parent),
+    )
+    .map_err(io_error(format!("create a scratch directory in {}", parent.display())))
 }
 
 /// The two server binaries, found in one directory.

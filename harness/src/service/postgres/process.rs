@@ -16,7 +16,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use crate::poll::{self, Poll, PollError};
-use crate::{reaper, timeouts};
+use crate::process::{self, Group};
+use crate::timeouts;
 
 use super::*;
 
@@ -25,10 +26,9 @@ use super::*;
 /// can leave one running.
 #[derive(Debug)]
 pub(super) struct Postmaster {
-    pub(super) child: Child,
+    pub(super) group: Group<Child>,
     /// The data directory, whose `postmaster.pid` names the server's System V segment.
     data: PathBuf,
-    pub(super) _ticket: reaper::Ticket,
 }
 
 impl Postmaster {
@@ -36,9 +36,9 @@ impl Postmaster {
     /// to exit, then [`kill`](Postmaster::kill) whatever happened. Reports a server that had to be
     /// killed (or had already died) as an error, after cleaning up all the same.
     pub(super) async fn stop(&mut self) -> Result<(), PostgresError> {
-        let pid = self.child.id();
+        let pid = self.group.pid();
         let mut outcome = Ok(());
-        match self.child.try_wait() {
+        match self.group.child().try_wait() {
             Ok(Some(status)) => {
                 outcome = Err(PostgresError::Stop {
                     pid,
@@ -48,7 +48,7 @@ impl Postmaster {
             Ok(None) => {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
                 let waited = wait_exit(
-                    &mut self.child,
+                    self.group.child(),
                     format!("Postgres (pid {pid}) to exit after SIGINT"),
                     timeouts::SERVICE_STOP,
                 )
@@ -74,7 +74,7 @@ impl Postmaster {
     /// Kill the postmaster and everything it forked, reap it, and remove the shared memory it
     /// could not. Idempotent.
     pub(super) fn kill(&mut self) {
-        kill_postmaster(&mut self.child, &self.data);
+        kill_postmaster(self.group.child(), &self.data);
     }
 }
 
@@ -98,10 +98,6 @@ impl Drop for Postmaster {
 /// see `dynamic_shared_memory_type=mmap` in [`launch`], so it goes with the directory.)
 ///
 /// Also cleans up after a postmaster that died by itself; harmless after a clean exit.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "ipcrm removes the shared memory a killed server left behind"
-)]
 pub(super) fn kill_postmaster(child: &mut Child, data: &Path) {
     let pid = child.id();
     if let Ok(None) = child.try_wait() {
@@ -120,12 +116,10 @@ pub(super) fn kill_postmaster(child: &mut Child, data: &Path) {
     // segment is still allocated.
     if let Some(shmid) = sysv_segment(data, pid) {
         // The kernel defers removal until the last (dying) child has detached.
-        let _ = Command::new("ipcrm")
-            .args(["-m", &shmid.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = process::output(
+            process::command("ipcrm").args(["-m", &shmid.to_string()]),
+            timeouts::LOCAL_TOOL,
+        );
         let _ = std::fs::remove_file(data.join("postmaster.pid"));
     }
 }
@@ -172,35 +166,14 @@ pub(super) struct Finished {
 /// Run `command` in its own process group (registered with the reaper) and wait, bounded by
 /// `ceiling`, for it to exit. On timeout the group is killed.
 pub(super) async fn run_bounded(mut command: Command, what: &str, ceiling: Duration) -> Result<Finished, String> {
-    command.process_group(0);
-    let child = command.spawn().map_err(|err| format!("cannot run {what}: {err}"))?;
-    let _ticket = reaper::register_group(child.id() as i32, Signal::SIGKILL);
-    let mut group = Group { child, _ticket };
-    let waited = wait_exit(&mut group.child, format!("{what} to finish"), ceiling)
+    let mut group = process::spawn(&mut command, Signal::SIGKILL).map_err(|err| format!("cannot run {what}: {err}"))?;
+    let waited = wait_exit(group.child(), format!("{what} to finish"), ceiling)
         .await
         .map_err(|err| err.to_string())?;
     Ok(Finished {
         status: waited,
-        stdout: group.child.stdout.take(),
+        stdout: group.child().stdout.take(),
     })
-}
-
-/// A short-lived process leading its own group. Dropping it before it exits (a timeout or a
-/// cancelled wait) kills the whole group; either way the leader is reaped.
-pub(super) struct Group {
-    pub(super) child: Child,
-    pub(super) _ticket: reaper::Ticket,
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // Once the leader is reaped its pid (and so the group id) may be reused: signal only
-        // while it is still ours.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
 }
 
 /// Wait (polled, bounded by `ceiling`) for `child` to exit.
@@ -218,12 +191,9 @@ pub(super) async fn wait_exit(child: &mut Child, what: String, ceiling: Duration
     .await
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the server runs as its own tool with a chosen environment, recorded in the server log"
-)]
+/// A command of a Postgres program with a chosen environment (recorded in the server log).
 pub(super) fn server_command(program: &Path, root: &Path, run_as: Option<RunAs>) -> Command {
-    let mut command = Command::new(program);
+    let mut command = process::command(program);
     command
         .current_dir(root)
         .env_clear()
@@ -312,21 +282,18 @@ pub(super) async fn launch(
         // killed server would leave them behind.
         .args(["-c", "dynamic_shared_memory_type=mmap"])
         .stdout(log)
-        .stderr(log_err)
-        .process_group(0);
+        .stderr(log_err);
     let spawned = Instant::now();
-    let child = command
-        .spawn()
+    // SIGINT first when the runner is interrupted: a fast shutdown that also frees shared memory.
+    let group = process::spawn(&mut command, Signal::SIGINT)
         .map_err(io_error(format!("run {}", binaries.postgres.display())))?;
-    let _ticket = reaper::register_group(child.id() as i32, Signal::SIGINT);
     let mut postmaster = Postmaster {
-        child,
+        group,
         data: data.to_path_buf(),
-        _ticket,
     };
 
     let waited = {
-        let child = &mut postmaster.child;
+        let child = postmaster.group.child();
         wait_accepting(port, root, timeouts::POSTGRES_START, || {
             let exited = match child.try_wait() {
                 Ok(Some(status)) => Some(format!("postgres exited ({status})")),
@@ -339,7 +306,7 @@ pub(super) async fn launch(
     };
     match waited {
         Ok(()) => Ok(Attempt::Ready {
-            pid: postmaster.child.id(),
+            pid: postmaster.group.pid(),
             backend: Backend::Native(postmaster),
             startup_time: spawned.elapsed(),
         }),
