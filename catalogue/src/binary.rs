@@ -20,7 +20,7 @@ use harness::verdict::{Failure, Level};
 use serde_json::{Value, json};
 
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::{App, Attached, Cx, Db};
 
 /// The go directive of the pinned GoFastr module (deploy.md › The single-binary model: "go.mod
@@ -32,80 +32,72 @@ const RUNTIME_JS: &str = "/__gofastr/runtime.js";
 
 /// GoFastr's BIN and DB clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause = Clause::new;
     vec![
-        clause(
-            "GF-BIN-1",
-            Level::Must,
-            "A CGO_ENABLED=0 build is a single static executable.",
-            DocRef {
-                page: "deploy.md",
-                heading: "The single-binary model",
+        Clause {
+            id: "GF-BIN-1",
+            level: Level::Must,
+            promise: "A CGO_ENABLED=0 build is a single static executable.",
+            doc: DocRef::at("deploy.md", "The single-binary model"),
+            method: "Read the candidate executable's ELF program headers: no PT_INTERP (no dynamic loader named).",
+            needs: Needs::NONE,
+            check: check!(statically_linked),
+        },
+        Clause {
+            id: "GF-BIN-2",
+            level: Level::Must,
+            promise: "The binary runs from an empty directory with nothing beside it and serves its embedded assets.",
+            doc: DocRef::at("deploy.md", "The single-binary model"),
+            method: "Copy only the executable into an empty working directory, boot it there on an absolute SQLite path, GET liveness, the UI runtime JS and the home page; under --provider docker, the same again with the executable alone in a FROM scratch image run as a non-root user.",
+            needs: Needs::NONE,
+            check: check!(runs_alone),
+        },
+        Clause {
+            id: "GF-BIN-3",
+            level: Level::Info,
+            promise: "Building against v0.67.0 needs Go 1.26.6 or newer.",
+            doc: DocRef::at("deploy.md", "The single-binary model (Go version)"),
+            method: "Read the toolchain version and framework version from the executable's embedded Go build info and compare with the 1.26.6 floor.",
+            needs: Needs::NONE,
+            check: check!(toolchain_floor),
+        },
+        Clause {
+            id: "GF-DB-1",
+            level: Level::Must,
+            promise: "A SQLite DATABASE_URL works through the shipped pure-Go driver; timestamps are stored in a layout GoFastr reads back, so sessions are not read as expired.",
+            doc: DocRef::at("sqlite-driver.md", "What the DSN rewrite adds"),
+            method: "Boot with DATABASE_URL=file:<path>; create and read an item over REST; log in and use the session on /auth/me; read the stored timestamps from the file.",
+            needs: Needs {
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
             },
-            "Read the candidate executable's ELF program headers: no PT_INTERP (no dynamic loader named).",
-            &[] as &[Need],
-            check!(statically_linked),
-        ),
-        clause(
-            "GF-BIN-2",
-            Level::Must,
-            "The binary runs from an empty directory with nothing beside it and serves its embedded assets.",
-            DocRef {
-                page: "deploy.md",
-                heading: "The single-binary model",
+            check: check!(sqlite_from_database_url),
+        },
+        Clause {
+            id: "GF-DB-2",
+            level: Level::Must,
+            promise: "A postgres:// DATABASE_URL works: the entity table is created and CRUD round-trips.",
+            doc: DocRef::at("deploy.md", "The single-binary model (SQLite vs Postgres)"),
+            method: "Boot with a Postgres DATABASE_URL; create and read an item over REST; record the id default and column types from information_schema.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
             },
-            "Copy only the executable into an empty working directory, boot it there on an absolute SQLite path, GET liveness, the UI runtime JS and the home page; under --provider docker, the same again with the executable alone in a FROM scratch image run as a non-root user.",
-            &[],
-            check!(runs_alone),
-        ),
-        clause(
-            "GF-BIN-3",
-            Level::Info,
-            "Building against v0.67.0 needs Go 1.26.6 or newer.",
-            DocRef {
-                page: "deploy.md",
-                heading: "The single-binary model (Go version)",
+            check: check!(postgres_from_database_url),
+        },
+        Clause {
+            id: "GF-DB-3",
+            level: Level::Info,
+            promise: "The driver is inferred from DATABASE_URL: postgresql:// is Postgres, a bare *.db path is SQLite in the working directory.",
+            doc: DocRef::at("cmd/gofastr/init.go", "scaffold main.go; isolation.inferDriver"),
+            method: "Boot with a postgresql:// URL and with a relative `conform.db`; record whether each serves CRUD and where the SQLite file appears.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
             },
-            "Read the toolchain version and framework version from the executable's embedded Go build info and compare with the 1.26.6 floor.",
-            &[],
-            check!(toolchain_floor),
-        ),
-        clause(
-            "GF-DB-1",
-            Level::Must,
-            "A SQLite DATABASE_URL works through the shipped pure-Go driver; timestamps are stored in a layout GoFastr reads back, so sessions are not read as expired.",
-            DocRef {
-                page: "sqlite-driver.md",
-                heading: "What the DSN rewrite adds",
-            },
-            "Boot with DATABASE_URL=file:<path>; create and read an item over REST; log in and use the session on /auth/me; read the stored timestamps from the file.",
-            &[],
-            check!(sqlite_from_database_url),
-        ),
-        clause(
-            "GF-DB-2",
-            Level::Must,
-            "A postgres:// DATABASE_URL works: the entity table is created and CRUD round-trips.",
-            DocRef {
-                page: "deploy.md",
-                heading: "The single-binary model (SQLite vs Postgres)",
-            },
-            "Boot with a Postgres DATABASE_URL; create and read an item over REST; record the id default and column types from information_schema.",
-            &[Need::Postgres],
-            check!(postgres_from_database_url),
-        ),
-        clause(
-            "GF-DB-3",
-            Level::Info,
-            "The driver is inferred from DATABASE_URL: postgresql:// is Postgres, a bare *.db path is SQLite in the working directory.",
-            DocRef {
-                page: "cmd/gofastr/init.go",
-                heading: "scaffold main.go; isolation.inferDriver",
-            },
-            "Boot with a postgresql:// URL and with a relative `conform.db`; record whether each serves CRUD and where the SQLite file appears.",
-            &[Need::Postgres],
-            check!(driver_inference),
-        ),
+            check: check!(driver_inference),
+        },
     ]
 }
 
@@ -284,14 +276,7 @@ async fn toolchain_floor(cx: &mut Cx) -> Result<(), Failure> {
 
 /// Create an item over REST and read it back; returns the created item.
 async fn crud_round_trip(cx: &mut Cx, app: &App, what: &str) -> Result<Value, Failure> {
-    let table = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .entity_table
-        .clone()
-        .ok_or_else(|| Failure::harness("candidate.toml has no `entity_table` knob"))?;
+    let table = cx.knob(Knob::EntityTable)?;
     let addr = app
         .addr()
         .ok_or_else(|| Failure::harness("the app has no known port"))?;

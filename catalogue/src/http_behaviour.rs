@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{App, Attached, Cx, Db};
 
 /// The `REQUEST_TIMEOUT` the scenario sets, in seconds.
@@ -36,64 +36,64 @@ const CORS_ALLOW_HEADERS: &str =
 
 /// GoFr's HTTP clauses.
 pub fn clauses() -> Vec<Clause> {
-    let clause =
-        |id, level, promise, doc: DocRef, method, check| Clause::new(id, level, promise, doc, method, &[], check);
     vec![
-        clause(
-            "GR-HTTP-1",
-            Level::Must,
-            "Handlers' results are wrapped as {\"data\":...}: GET 200, POST 201, DELETE 204; a returned error is 500 {\"error\":{\"message\":...}}.",
-            DocRef {
-                page: "quick-start/introduction",
-                heading: "responder behaviour; advanced-guide/gofr-errors",
+        Clause {
+            id: "GR-HTTP-1",
+            level: Level::Must,
+            promise: "Handlers' results are wrapped as {\"data\":...}: GET 200, POST 201, DELETE 204; a returned error is 500 {\"error\":{\"message\":...}}.",
+            doc: DocRef::at(
+                "quick-start/introduction",
+                "responder behaviour; advanced-guide/gofr-errors",
+            ),
+            method: "On SQLite: GET /hello, POST /items, DELETE /items/{id}, GET the error endpoint; check statuses and JSON envelopes.",
+            needs: Needs {
+                knobs: &[Knob::ErrorEndpoint],
+                ..Needs::NONE
             },
-            "On SQLite: GET /hello, POST /items, DELETE /items/{id}, GET the error endpoint; check statuses and JSON envelopes.",
-            check!(envelope_and_status),
-        ),
-        clause(
-            "GR-HTTP-2",
-            Level::Must,
-            "REQUEST_TIMEOUT (seconds) bounds a request: a slower handler is answered 408 at the timeout.",
-            DocRef {
-                page: "references/configs",
-                heading: "HTTP: REQUEST_TIMEOUT; advanced-guide/gofr-errors (408)",
+            check: check!(envelope_and_status),
+        },
+        Clause {
+            id: "GR-HTTP-2",
+            level: Level::Must,
+            promise: "REQUEST_TIMEOUT (seconds) bounds a request: a slower handler is answered 408 at the timeout.",
+            doc: DocRef::at(
+                "references/configs",
+                "HTTP: REQUEST_TIMEOUT; advanced-guide/gofr-errors (408)",
+            ),
+            method: "Boot with REQUEST_TIMEOUT=1; GET the slow endpoint asking for 3 s; expect 408 well before 3 s. Record what an invalid value does.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "Boot with REQUEST_TIMEOUT=1; GET the slow endpoint asking for 3 s; expect 408 well before 3 s. Record what an invalid value does.",
-            check!(request_timeout),
-        ),
-        clause(
-            "GR-HTTP-3",
-            Level::Info,
-            "A panic in a handler is answered 500 and the process survives.",
-            DocRef {
-                page: "pkg/gofr/handler.go",
-                heading: "panic recovery",
-            },
-            "GET /panic; record status, body and the error log line; check liveness afterwards.",
-            check!(panic_contained),
-        ),
-        clause(
-            "GR-HTTP-4",
-            Level::Info,
-            "An unknown route or a wrong method is 404 `route not registered` (never 405); paths are cleaned before routing.",
-            DocRef {
-                page: "pkg/gofr/gofr.go",
-                heading: "catch-all route",
-            },
-            "GET /nope, POST /hello, and raw requests for //hello and /x/../hello; record each answer.",
-            check!(unknown_routes),
-        ),
-        clause(
-            "GR-HTTP-5",
-            Level::Must,
-            "Every response carries the default CORS headers (origin *, the documented allow-headers, the registered methods plus OPTIONS); OPTIONS on any path is 200 with an empty body.",
-            DocRef {
-                page: "references/configs",
-                heading: "CORS",
-            },
-            "GET /hello and OPTIONS on a route and on an unknown path; compare the Access-Control-* headers with the documented defaults.",
-            check!(cors_defaults),
-        ),
+            check: check!(request_timeout),
+        },
+        Clause {
+            id: "GR-HTTP-3",
+            level: Level::Info,
+            promise: "A panic in a handler is answered 500 and the process survives.",
+            doc: DocRef::at("pkg/gofr/handler.go", "panic recovery"),
+            method: "GET /panic; record status, body and the error log line; check liveness afterwards.",
+            needs: Needs::NONE,
+            check: check!(panic_contained),
+        },
+        Clause {
+            id: "GR-HTTP-4",
+            level: Level::Info,
+            promise: "An unknown route or a wrong method is 404 `route not registered` (never 405); paths are cleaned before routing.",
+            doc: DocRef::at("pkg/gofr/gofr.go", "catch-all route"),
+            method: "GET /nope, POST /hello, and raw requests for //hello and /x/../hello; record each answer.",
+            needs: Needs::NONE,
+            check: check!(unknown_routes),
+        },
+        Clause {
+            id: "GR-HTTP-5",
+            level: Level::Must,
+            promise: "Every response carries the default CORS headers (origin *, the documented allow-headers, the registered methods plus OPTIONS); OPTIONS on any path is 200 with an empty body.",
+            doc: DocRef::at("references/configs", "CORS"),
+            method: "GET /hello and OPTIONS on a route and on an unknown path; compare the Access-Control-* headers with the documented defaults.",
+            needs: Needs::NONE,
+            check: check!(cors_defaults),
+        },
     ]
 }
 
@@ -164,14 +164,7 @@ async fn envelope_and_status(cx: &mut Cx) -> Result<(), Failure> {
     let ex = cx.send("DELETE", addr, "/items/7", &[], None).await?;
     expect_envelope("DELETE /items/7", &ex, 204, None)?;
 
-    let error = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .error_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("candidate.toml has no `error_endpoint` knob"))?;
+    let error = cx.knob(Knob::ErrorEndpoint)?;
     let ex = cx.get(&app, &error).await?;
     expect_envelope(&format!("GET {error}"), &ex, 500, Some(("error", Value::Null)))?;
     let body = json_body("the error response", &ex)?;
@@ -185,14 +178,7 @@ async fn envelope_and_status(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 fn slow_path(cx: &Cx, ms: u64) -> Result<String, Failure> {
-    let slow = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .slow_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("candidate.toml has no `slow_endpoint` knob"))?;
+    let slow = cx.knob(Knob::SlowEndpoint)?;
     Ok(slow.replace("{ms}", &ms.to_string()))
 }
 

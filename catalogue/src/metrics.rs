@@ -19,7 +19,7 @@ use harness::prometheus::{self, Exposition, Family, Kind, Scrape};
 use harness::verdict::{Failure, Level};
 
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::{App, Attached, Cx, Db};
 
 /// Requests to the parameterised route before the first scrape, so its series exist.
@@ -38,126 +38,127 @@ const VIOLATIONS_SHOWN: usize = 10;
 /// The MET clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GF-MET-1",
-            Level::Must,
-            "WithMetrics() mounts an unauthenticated /metrics in Prometheus text format 0.0.4: http_requests_total{method,route,status} and http_request_duration_ms buckets 1..1000 ms, route = ServeMux pattern, unknown methods as `other`.",
-            DocRef {
-                page: "observability.md",
-                heading: "Metrics (Prometheus)",
+        Clause {
+            id: "GF-MET-1",
+            level: Level::Must,
+            promise: "WithMetrics() mounts an unauthenticated /metrics in Prometheus text format 0.0.4: http_requests_total{method,route,status} and http_request_duration_ms buckets 1..1000 ms, route = ServeMux pattern, unknown methods as `other`.",
+            doc: DocRef::at("observability.md", "Metrics (Prometheus)"),
+            method: "Drive liveness and GET /items/{id}; scrape twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type, counter monotonicity, the route template, bucket bounds, a non-standard method; scrape without credentials while a protected route answers 401.",
+            needs: Needs {
+                knobs: &[Knob::ParamEndpoint, Knob::ProtectedEndpoint],
+                ..Needs::NONE
             },
-            "Drive liveness and GET /items/{id}; scrape twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type, counter monotonicity, the route template, bucket bounds, a non-standard method; scrape without credentials while a protected route answers 401.",
-            &[],
-            check!(gofastr::exposition),
-        ),
-        Clause::new(
-            "GF-MET-2",
-            Level::Must,
-            "With WithDB + WithMetrics, /metrics carries the db_pool_* gauges and counters.",
-            DocRef {
-                page: "observability.md",
-                heading: "What is recorded",
+            check: check!(gofastr::exposition),
+        },
+        Clause {
+            id: "GF-MET-2",
+            level: Level::Must,
+            promise: "With WithDB + WithMetrics, /metrics carries the db_pool_* gauges and counters.",
+            doc: DocRef::at("observability.md", "What is recorded"),
+            method: "Boot with the candidate's app.Metrics() call (types and values recorded), then without it (only WithDB + WithMetrics, as the table says); scrape each and look for the five db_pool_* families with their documented types.",
+            needs: Needs::NONE,
+            check: check!(gofastr::db_pool),
+        },
+        Clause {
+            id: "GF-MET-3",
+            level: Level::Must,
+            promise: "Metrics are opt-in (no /metrics without WithMetrics), and WithMetrics with WithoutDefaultMiddleware panics.",
+            doc: DocRef::at("observability.md", "Custom middleware chain"),
+            method: "Boot without WithMetrics and GET /metrics (expect 404); start with WithMetrics + WithoutDefaultMiddleware and expect the process to panic at NewApp, naming both options, before it listens.",
+            needs: Needs::NONE,
+            check: check!(gofastr::opt_in),
+        },
+        Clause {
+            id: "GR-MET-1",
+            level: Level::Must,
+            promise: "GET :METRICS_PORT/metrics answers valid Prometheus text without auth (app auth does not apply); pprof is served at /debug/pprof/ on the same port.",
+            doc: DocRef::at(
+                "quick-start/observability",
+                "Metrics; guides/production-prometheus-kubernetes; advanced-guide/debugging",
+            ),
+            method: "Drive liveness and GET /items/{id}; scrape METRICS_PORT twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type and counter monotonicity; boot with basic auth and scrape without credentials; GET /debug/pprof/.",
+            needs: Needs {
+                knobs: &[Knob::ParamEndpoint, Knob::ProtectedEndpoint],
+                ..Needs::NONE
             },
-            "Boot with the candidate's app.Metrics() call (types and values recorded), then without it (only WithDB + WithMetrics, as the table says); scrape each and look for the five db_pool_* families with their documented types.",
-            &[],
-            check!(gofastr::db_pool),
-        ),
-        Clause::new(
-            "GF-MET-3",
-            Level::Must,
-            "Metrics are opt-in (no /metrics without WithMetrics), and WithMetrics with WithoutDefaultMiddleware panics.",
-            DocRef {
-                page: "observability.md",
-                heading: "Custom middleware chain",
+            check: check!(gofr::exposition),
+        },
+        Clause {
+            id: "GR-MET-2",
+            level: Level::Must,
+            promise: "The documented default metric families are published from server start, each with its documented type.",
+            doc: DocRef::at("quick-start/observability", "Default Metrics"),
+            method: "Boot on SQLite, scrape at boot, drive HTTP and SQL traffic, scrape again; every family of the Default Metrics table (GraphQL and cron families aside: the candidate registers neither) must have a # TYPE line of its documented type.",
+            needs: Needs {
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
             },
-            "Boot without WithMetrics and GET /metrics (expect 404); start with WithMetrics + WithoutDefaultMiddleware and expect the process to panic at NewApp, naming both options, before it listens.",
-            &[],
-            check!(gofastr::opt_in),
-        ),
-        Clause::new(
-            "GR-MET-1",
-            Level::Must,
-            "GET :METRICS_PORT/metrics answers valid Prometheus text without auth (app auth does not apply); pprof is served at /debug/pprof/ on the same port.",
-            DocRef {
-                page: "quick-start/observability",
-                heading: "Metrics; guides/production-prometheus-kubernetes; advanced-guide/debugging",
+            check: check!(gofr::default_families),
+        },
+        Clause {
+            id: "GR-MET-3",
+            level: Level::Must,
+            promise: "app_http_response is a histogram in seconds labelled path (the route template), method and status.",
+            doc: DocRef::at("guides/production-prometheus-kubernetes", "What /metrics looks like"),
+            method: "GET /items/42 twice; scrape; expect app_http_response series with path=\"/items/{id}\", method GET and the status served, none with the raw path, and the documented buckets 0.005 and 0.01.",
+            needs: Needs {
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
             },
-            "Drive liveness and GET /items/{id}; scrape METRICS_PORT twice with more traffic between; parse (HELP/TYPE, grouping, duplicates, histogram invariants), check Content-Type and counter monotonicity; boot with basic auth and scrape without credentials; GET /debug/pprof/.",
-            &[],
-            check!(gofr::exposition),
-        ),
-        Clause::new(
-            "GR-MET-2",
-            Level::Must,
-            "The documented default metric families are published from server start, each with its documented type.",
-            DocRef {
-                page: "quick-start/observability",
-                heading: "Default Metrics",
+            check: check!(gofr::http_histogram),
+        },
+        Clause {
+            id: "GR-MET-4",
+            level: Level::Info,
+            promise: "Metric names get no `_total` suffix, every series carries otel_scope_* labels, and there is no target_info.",
+            doc: DocRef::at(
+                "pkg/gofr/metrics/exporters/exporter.go",
+                "NoTranslation, WithoutTargetInfo",
+            ),
+            method: "Touch the custom counter, scrape; record the counter's sample name, the otel_scope_* labels, target_info and the default-registry families.",
+            needs: Needs {
+                knobs: &[Knob::CustomMetricsEndpoint],
+                ..Needs::NONE
             },
-            "Boot on SQLite, scrape at boot, drive HTTP and SQL traffic, scrape again; every family of the Default Metrics table (GraphQL and cron families aside: the candidate registers neither) must have a # TYPE line of its documented type.",
-            &[],
-            check!(gofr::default_families),
-        ),
-        Clause::new(
-            "GR-MET-3",
-            Level::Must,
-            "app_http_response is a histogram in seconds labelled path (the route template), method and status.",
-            DocRef {
-                page: "guides/production-prometheus-kubernetes",
-                heading: "What /metrics looks like",
+            check: check!(gofr::naming),
+        },
+        Clause {
+            id: "GR-MET-5",
+            level: Level::Must,
+            promise: "SQL queries are recorded in app_sql_stats (ms, labels hostname, database, type) and the pool in app_sql_open_connections / app_sql_inUse_connections gauges.",
+            doc: DocRef::at("guides/connection-pooling", "SQL connection pool"),
+            method: "On SQLite and on Postgres: scrape, run the parameterised route (a SELECT) twice, poll scrapes until the pool gauges show an open connection; the SELECT series must have grown by two; in-use must not exceed open.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
             },
-            "GET /items/42 twice; scrape; expect app_http_response series with path=\"/items/{id}\", method GET and the status served, none with the raw path, and the documented buckets 0.005 and 0.01.",
-            &[],
-            check!(gofr::http_histogram),
-        ),
-        Clause::new(
-            "GR-MET-4",
-            Level::Info,
-            "Metric names get no `_total` suffix, every series carries otel_scope_* labels, and there is no target_info.",
-            DocRef {
-                page: "pkg/gofr/metrics/exporters/exporter.go",
-                heading: "NoTranslation, WithoutTargetInfo",
+            check: check!(gofr::sql_metrics),
+        },
+        Clause {
+            id: "GR-MET-6",
+            level: Level::Must,
+            promise: "Custom counters, up-down counters, histograms and gauges registered on app.Metrics() are exported with the labels given when recording.",
+            doc: DocRef::at(
+                "advanced-guide/publishing-custom-metrics",
+                "Usage; Adding Labels to Custom Metrics",
+            ),
+            method: "GET the candidate's custom-metrics route three times; scrape; each instrument must have its type, the label route=\"counter\" and the value three requests produce (histogram: its registered buckets, count and sum).",
+            needs: Needs {
+                knobs: &[Knob::CustomMetricsEndpoint],
+                ..Needs::NONE
             },
-            "Touch the custom counter, scrape; record the counter's sample name, the otel_scope_* labels, target_info and the default-registry families.",
-            &[],
-            check!(gofr::naming),
-        ),
-        Clause::new(
-            "GR-MET-5",
-            Level::Must,
-            "SQL queries are recorded in app_sql_stats (ms, labels hostname, database, type) and the pool in app_sql_open_connections / app_sql_inUse_connections gauges.",
-            DocRef {
-                page: "guides/connection-pooling",
-                heading: "SQL connection pool",
-            },
-            "On SQLite and on Postgres: scrape, run the parameterised route (a SELECT) twice, poll scrapes until the pool gauges show an open connection; the SELECT series must have grown by two; in-use must not exceed open.",
-            &[Need::Postgres],
-            check!(gofr::sql_metrics),
-        ),
-        Clause::new(
-            "GR-MET-6",
-            Level::Must,
-            "Custom counters, up-down counters, histograms and gauges registered on app.Metrics() are exported with the labels given when recording.",
-            DocRef {
-                page: "advanced-guide/publishing-custom-metrics",
-                heading: "Usage; Adding Labels to Custom Metrics",
-            },
-            "GET the candidate's custom-metrics route three times; scrape; each instrument must have its type, the label route=\"counter\" and the value three requests produce (histogram: its registered buckets, count and sum).",
-            &[],
-            check!(gofr::custom_metrics),
-        ),
-        Clause::new(
-            "GR-MET-7",
-            Level::Info,
-            "The runtime gauges (app_go_routines, app_sys_*, app_go_numGC, app_go_sys) are refreshed when scraped.",
-            DocRef {
-                page: "pkg/gofr/metrics/handler.go",
-                heading: "systemMetricsHandler",
-            },
-            "Scrape twice in a row with no other traffic; record the runtime gauges of each scrape.",
-            &[],
-            check!(gofr::runtime_gauges),
-        ),
+            check: check!(gofr::custom_metrics),
+        },
+        Clause {
+            id: "GR-MET-7",
+            level: Level::Info,
+            promise: "The runtime gauges (app_go_routines, app_sys_*, app_go_numGC, app_go_sys) are refreshed when scraped.",
+            doc: DocRef::at("pkg/gofr/metrics/handler.go", "systemMetricsHandler"),
+            method: "Scrape twice in a row with no other traffic; record the runtime gauges of each scrape.",
+            needs: Needs::NONE,
+            check: check!(gofr::runtime_gauges),
+        },
     ]
 }
 
@@ -175,13 +176,7 @@ struct Scraped {
 
 /// The knob naming the parameterised route, or a harness error.
 pub(crate) fn param_template(cx: &Cx) -> Result<String, Failure> {
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .param_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob param_endpoint"))
+    cx.knob(Knob::ParamEndpoint)
 }
 
 /// Fill the template's path parameter (`/items/{id}` -> `/items/42`).
@@ -328,18 +323,13 @@ fn is_text_format(content_type: &str) -> bool {
 
 /// "Unauthenticated": with the app's auth in force (its protected endpoint answers 401 without
 /// credentials), the metrics endpoint still answers a valid scrape without credentials. A
-/// candidate with an auth mode knob is booted again with basic auth; otherwise auth is always on.
+/// candidate with an auth mode knob (optional) is booted again with basic auth; otherwise auth is
+/// always on.
 async fn scrape_with_auth_on(cx: &mut Cx, shared: &Scraped) -> Result<(), Failure> {
-    let knobs = cx.target().candidate.manifest.knobs.clone();
-    let Some(protected) = knobs.protected_endpoint else {
-        return Err(Failure::harness(
-            "the candidate manifest needs the knob protected_endpoint",
-        ));
-    };
-    let (app, _db) = match &knobs.auth_mode_env {
+    let protected = cx.knob(Knob::ProtectedEndpoint)?;
+    let (app, _db) = match cx.optional_knob(Knob::AuthModeEnv) {
         Some(var) => {
             let db = cx.database(Db::Sqlite).await?;
-            let var = var.clone();
             let app = cx
                 .boot_with(Some(&db), |spec| {
                     spec.set(&var, "basic");

@@ -18,7 +18,7 @@ use harness::verdict::{Failure, Level};
 
 use drain::{Deadline, DrainCase, Expect};
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::Cx;
 
 /// Length of a slow request that a drain must let finish: long enough to be clearly in flight
@@ -100,204 +100,211 @@ const METRICS_OFF: DrainCase = DrainCase {
     ..full_drain("SIGTERM, METRICS_PORT=0", Signal::SIGTERM)
 };
 
-/// A SHUT clause from its fields in catalogue-table order (the area is always `SHUT`).
-#[allow(clippy::too_many_arguments)] // One argument per clause field, read like a table row.
-fn clause(
-    id: &'static str,
-    level: Level,
-    promise: &'static str,
-    doc: DocRef,
-    method: &'static str,
-    needs: &'static [Need],
-    check: engine::clause::Check,
-) -> Clause {
-    Clause::new(id, level, promise, doc, method, needs, check)
-}
+const GF_DEPLOY: DocRef = DocRef::at("deploy.md", "TLS & graceful shutdown");
 
-const GF_DEPLOY: DocRef = DocRef {
-    page: "deploy.md",
-    heading: "TLS & graceful shutdown",
-};
-
-const GR_SHUTDOWN: DocRef = DocRef {
-    page: "guides/graceful-shutdown",
-    heading: "How GoFr handles signals",
-};
+const GR_SHUTDOWN: DocRef = DocRef::at("guides/graceful-shutdown", "How GoFr handles signals");
 
 /// The SHUT clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
     vec![
-        clause(
-            "GF-SHUT-1",
-            Level::Must,
-            "SIGTERM or SIGINT drains in-flight requests: each completes, new connections are refused, the process exits 0.",
-            GF_DEPLOY,
-            "For SIGTERM and SIGINT: 3 requests of 2 s in flight (accepted connections read from /proc), signal, probe new connects until refused, await full responses and the exit within the documented 15 s default (+2 s).",
-            &[],
-            check!(gofastr_drain),
-        ),
-        clause(
-            "GF-SHUT-2",
-            Level::Must,
-            "The drain is bounded by ShutdownTimeout: connections still open at the deadline are force-closed and the process exits.",
-            GF_DEPLOY,
-            "ShutdownTimeout 2 s (candidate knob); two 8 s requests and the SSE stream in flight; SIGTERM; the process must exit between 1.75 s and 4 s after it, and no request may get a complete response.",
-            &[],
-            check!(forced_drain),
-        ),
-        clause(
-            "GF-SHUT-3",
-            Level::Info,
-            "Stop ordering: HTTP drain, then OnStop hooks (the candidate's flushes its spans) before Start returns.",
-            DocRef {
-                page: "observability.md",
-                heading: "Exporting traces",
+        Clause {
+            id: "GF-SHUT-1",
+            level: Level::Must,
+            promise: "SIGTERM or SIGINT drains in-flight requests: each completes, new connections are refused, the process exits 0.",
+            doc: GF_DEPLOY,
+            method: "For SIGTERM and SIGINT: 3 requests of 2 s in flight (accepted connections read from /proc), signal, probe new connects until refused, await full responses and the exit within the documented 15 s default (+2 s).",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "OTLP over HTTP to the harness receiver with the default 5 s batch delay; one request, SIGTERM at once; count that request's spans received by the time the process exited.",
-            &[Need::Otlp],
-            check!(edges::spans_at_shutdown),
-        ),
-        clause(
-            "GF-SHUT-4",
-            Level::Info,
-            "A signal before the listener binds (boot blocked on the database) gets Go's default action: no drain, killed by the signal.",
-            GF_DEPLOY,
-            "Boot against Postgres through a blackholed proxy, so boot migration hangs before the bind; once the candidate has connected, SIGTERM; record how it ended and its log.",
-            &[Need::Postgres],
-            check!(edges::signal_before_bind),
-        ),
-        clause(
-            "GF-SHUT-5",
-            Level::Info,
-            "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
-            GF_DEPLOY,
-            "SIGTERM with a 2 s request in flight; once new connections are refused, a second SIGTERM (or SIGINT); record the request's outcome, the exit and the drain time.",
-            &[],
-            check!(second_signal),
-        ),
-        clause(
-            "GF-SHUT-6",
-            Level::Info,
-            "With DisableSignalHandling, SIGTERM takes Go's default action unless the app handles it.",
-            GF_DEPLOY,
-            "Boot with the app's signal-handling-off knob; SIGTERM; record how the process ended and whether it logged a drain.",
-            &[],
-            check!(edges::signal_handling_off),
-        ),
-        clause(
-            "GF-SHUT-7",
-            Level::Must,
-            "Server deadlines: a connection sending partial headers is closed at ReadHeaderTimeout (10 s default); a handler past RequestTimeout is cut.",
-            DocRef {
-                page: "deploy.md",
-                heading: "HTTP server timeouts; security.md › The default stack",
+            check: check!(gofastr_drain),
+        },
+        Clause {
+            id: "GF-SHUT-2",
+            level: Level::Must,
+            promise: "The drain is bounded by ShutdownTimeout: connections still open at the deadline are force-closed and the process exits.",
+            doc: GF_DEPLOY,
+            method: "ShutdownTimeout 2 s (candidate knob); two 8 s requests and the SSE stream in flight; SIGTERM; the process must exit between 1.75 s and 4 s after it, and no request may get a complete response.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint, Knob::ShutdownTimeoutEnv],
+                ..Needs::NONE
             },
-            "A slowloris connection (headers never finished) must be closed 9.75–12 s after it opened; with RequestTimeout 1 s (candidate knob), a 5 s /slow request must end with a response other than the handler's 200 within 3 s.",
-            &[],
-            check!(edges::server_deadlines),
-        ),
-        clause(
-            "GR-SHUT-1",
-            Level::Must,
-            "SIGTERM and SIGINT each trigger shutdown; the process exits with status 0.",
-            GR_SHUTDOWN,
-            "For SIGTERM and SIGINT: one request in flight, signal, await the exit within the documented 30 s default (+2 s); exit code 0.",
-            &[],
-            check!(gofr_stop),
-        ),
-        clause(
-            "GR-SHUT-2",
-            Level::Must,
-            "SHUTDOWN_GRACE_PERIOD (a Go duration, default 30s) sets the shutdown deadline.",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "FAQ; Verification",
+            check: check!(forced_drain),
+        },
+        Clause {
+            id: "GF-SHUT-3",
+            level: Level::Info,
+            promise: "Stop ordering: HTTP drain, then OnStop hooks (the candidate's flushes its spans) before Start returns.",
+            doc: DocRef::at("observability.md", "Exporting traces"),
+            method: "OTLP over HTTP to the harness receiver with the default 5 s batch delay; one request, SIGTERM at once; count that request's spans received by the time the process exited.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "Unset: the shutdown log must say `timeout of 30s`. Set to 2s: the log must say `timeout of 2s` and an 8 s request is cut with the exit at 2 s. Set to `30` and `abc` (not durations): what happens is recorded.",
-            &[],
-            check!(gofr_grace_period),
-        ),
-        clause(
-            "GR-SHUT-3",
-            Level::Must,
-            "The drain finishes in-flight requests and refuses new connections, then the process exits.",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "answer; How GoFr handles signals (step 1); deploying-to-kubernetes › Graceful shutdown",
+            check: check!(edges::spans_at_shutdown),
+        },
+        Clause {
+            id: "GF-SHUT-4",
+            level: Level::Info,
+            promise: "A signal before the listener binds (boot blocked on the database) gets Go's default action: no drain, killed by the signal.",
+            doc: GF_DEPLOY,
+            method: "Boot against Postgres through a blackholed proxy, so boot migration hangs before the bind; once the candidate has connected, SIGTERM; record how it ended and its log.",
+            needs: Needs::POSTGRES,
+            check: check!(edges::signal_before_bind),
+        },
+        Clause {
+            id: "GF-SHUT-5",
+            level: Level::Info,
+            promise: "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
+            doc: GF_DEPLOY,
+            method: "SIGTERM with a 2 s request in flight; once new connections are refused, a second SIGTERM (or SIGINT); record the request's outcome, the exit and the drain time.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "For SIGTERM and SIGINT: 3 requests of 2 s in flight, signal, probe new connects until refused, await full responses and an exit 0 within the 30 s default (+2 s).",
-            &[],
-            check!(gofr_drain),
-        ),
-        clause(
-            "GR-SHUT-4",
-            Level::Must,
-            "When SHUTDOWN_GRACE_PERIOD expires, remaining connections are force-closed and the process exits.",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "answer; FAQ",
+            check: check!(second_signal),
+        },
+        Clause {
+            id: "GF-SHUT-6",
+            level: Level::Info,
+            promise: "With DisableSignalHandling, SIGTERM takes Go's default action unless the app handles it.",
+            doc: GF_DEPLOY,
+            method: "Boot with the app's signal-handling-off knob; SIGTERM; record how the process ended and whether it logged a drain.",
+            needs: Needs {
+                knobs: &[Knob::SignalHandlingOffEnv],
+                ..Needs::NONE
             },
-            "SHUTDOWN_GRACE_PERIOD=2s; two 8 s requests in flight; SIGTERM; exit between 1.75 s and 4 s after it, no complete response.",
-            &[],
-            check!(forced_drain),
-        ),
-        clause(
-            "GR-SHUT-5",
-            Level::Must,
-            "A clean shutdown logs `Shutting down server with a timeout of …` followed by `Application shutdown complete`.",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "Verification",
+            check: check!(edges::signal_handling_off),
+        },
+        Clause {
+            id: "GF-SHUT-7",
+            level: Level::Must,
+            promise: "Server deadlines: a connection sending partial headers is closed at ReadHeaderTimeout (10 s default); a handler past RequestTimeout is cut.",
+            doc: DocRef::at("deploy.md", "HTTP server timeouts; security.md › The default stack"),
+            method: "A slowloris connection (headers never finished) must be closed 9.75–12 s after it opened; with RequestTimeout 1 s (candidate knob), a 5 s /slow request must end with a response other than the handler's 200 within 3 s.",
+            needs: Needs {
+                knobs: &[Knob::RequestTimeoutEnv, Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "Clean SIGTERM drains (one 1 s request each), each of which must log both lines, in that order, before the process exits. The last line races the exit, so one run would be a coin flip: a bounded repetition, failing at the first miss and passing after 66 clean runs (a miss rate of 10 % or more passes with probability below 0.1 %).",
-            &[],
-            check!(edges::gofr_final_log),
-        ),
-        clause(
-            "GR-SHUT-6",
-            Level::Must,
-            "With the metrics server disabled (METRICS_PORT=0, documented), SIGTERM still drains in-flight requests.",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "answer; quick-start/introduction (METRICS_PORT: set to 0 to disable)",
+            check: check!(edges::server_deadlines),
+        },
+        Clause {
+            id: "GR-SHUT-1",
+            level: Level::Must,
+            promise: "SIGTERM and SIGINT each trigger shutdown; the process exits with status 0.",
+            doc: GR_SHUTDOWN,
+            method: "For SIGTERM and SIGINT: one request in flight, signal, await the exit within the documented 30 s default (+2 s); exit code 0.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "METRICS_PORT=0; 3 requests of 2 s in flight; SIGTERM; the full drain expectations of GR-SHUT-3.",
-            &[],
-            check!(gofr_drain_metrics_off),
-        ),
-        clause(
-            "GR-SHUT-7",
-            Level::Info,
-            "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
-            GR_SHUTDOWN,
-            "SIGTERM with a 2 s request in flight; once new connections are refused, a second SIGTERM (or SIGINT); record the request's outcome, the exit and the drain time.",
-            &[],
-            check!(second_signal),
-        ),
-        clause(
-            "GR-SHUT-8",
-            Level::Info,
-            "Spans still buffered at shutdown are not flushed (no TracerProvider shutdown).",
-            DocRef {
-                page: "guides/graceful-shutdown",
-                heading: "How GoFr handles signals",
+            check: check!(gofr_stop),
+        },
+        Clause {
+            id: "GR-SHUT-2",
+            level: Level::Must,
+            promise: "SHUTDOWN_GRACE_PERIOD (a Go duration, default 30s) sets the shutdown deadline.",
+            doc: DocRef::at("guides/graceful-shutdown", "FAQ; Verification"),
+            method: "Unset: the shutdown log must say `timeout of 30s`. Set to 2s: the log must say `timeout of 2s` and an 8 s request is cut with the exit at 2 s. Set to `30` and `abc` (not durations): what happens is recorded.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "TRACE_EXPORTER=otlp to the harness's gRPC receiver with the default 5 s batch delay; one request, SIGTERM at once; count that request's spans received by the time the process exited.",
-            &[Need::Otlp],
-            check!(edges::spans_at_shutdown),
-        ),
-        clause(
-            "GR-SHUT-9",
-            Level::Must,
-            "An OnStart hook error makes the app log it and refuse to start: no listener, and a failure exit.",
-            DocRef {
-                page: "advanced-guide/startup-hooks",
-                heading: "Usage",
+            check: check!(gofr_grace_period),
+        },
+        Clause {
+            id: "GR-SHUT-3",
+            level: Level::Must,
+            promise: "The drain finishes in-flight requests and refuses new connections, then the process exits.",
+            doc: DocRef::at(
+                "guides/graceful-shutdown",
+                "answer; How GoFr handles signals (step 1); deploying-to-kubernetes › Graceful shutdown",
+            ),
+            method: "For SIGTERM and SIGINT: 3 requests of 2 s in flight, signal, probe new connects until refused, await full responses and an exit 0 within the 30 s default (+2 s).",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
             },
-            "Boot with the candidate's failing OnStart hook (knob fail_on_start_env); the process must log the error, never listen and exit on its own with a non-zero code.",
-            &[],
-            check!(edges::gofr_onstart_failure),
-        ),
+            check: check!(gofr_drain),
+        },
+        Clause {
+            id: "GR-SHUT-4",
+            level: Level::Must,
+            promise: "When SHUTDOWN_GRACE_PERIOD expires, remaining connections are force-closed and the process exits.",
+            doc: DocRef::at("guides/graceful-shutdown", "answer; FAQ"),
+            method: "SHUTDOWN_GRACE_PERIOD=2s; two 8 s requests in flight; SIGTERM; exit between 1.75 s and 4 s after it, no complete response.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(forced_drain),
+        },
+        Clause {
+            id: "GR-SHUT-5",
+            level: Level::Must,
+            promise: "A clean shutdown logs `Shutting down server with a timeout of …` followed by `Application shutdown complete`.",
+            doc: DocRef::at("guides/graceful-shutdown", "Verification"),
+            method: "Clean SIGTERM drains (one 1 s request each), each of which must log both lines, in that order, before the process exits. The last line races the exit, so one run would be a coin flip: a bounded repetition, failing at the first miss and passing after 66 clean runs (a miss rate of 10 % or more passes with probability below 0.1 %).",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(edges::gofr_final_log),
+        },
+        Clause {
+            id: "GR-SHUT-6",
+            level: Level::Must,
+            promise: "With the metrics server disabled (METRICS_PORT=0, documented), SIGTERM still drains in-flight requests.",
+            doc: DocRef::at(
+                "guides/graceful-shutdown",
+                "answer; quick-start/introduction (METRICS_PORT: set to 0 to disable)",
+            ),
+            method: "METRICS_PORT=0; 3 requests of 2 s in flight; SIGTERM; the full drain expectations of GR-SHUT-3.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gofr_drain_metrics_off),
+        },
+        Clause {
+            id: "GR-SHUT-7",
+            level: Level::Info,
+            promise: "A second SIGTERM or SIGINT during the drain is swallowed: the in-flight request still completes.",
+            doc: GR_SHUTDOWN,
+            method: "SIGTERM with a 2 s request in flight; once new connections are refused, a second SIGTERM (or SIGINT); record the request's outcome, the exit and the drain time.",
+            needs: Needs {
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(second_signal),
+        },
+        Clause {
+            id: "GR-SHUT-8",
+            level: Level::Info,
+            promise: "Spans still buffered at shutdown are not flushed (no TracerProvider shutdown).",
+            doc: DocRef::at("guides/graceful-shutdown", "How GoFr handles signals"),
+            method: "TRACE_EXPORTER=otlp to the harness's gRPC receiver with the default 5 s batch delay; one request, SIGTERM at once; count that request's spans received by the time the process exited.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::SlowEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(edges::spans_at_shutdown),
+        },
+        Clause {
+            id: "GR-SHUT-9",
+            level: Level::Must,
+            promise: "An OnStart hook error makes the app log it and refuse to start: no listener, and a failure exit.",
+            doc: DocRef::at("advanced-guide/startup-hooks", "Usage"),
+            method: "Boot with the candidate's failing OnStart hook (knob fail_on_start_env); the process must log the error, never listen and exit on its own with a non-zero code.",
+            needs: Needs {
+                knobs: &[Knob::FailOnStartEnv],
+                ..Needs::NONE
+            },
+            check: check!(edges::gofr_onstart_failure),
+        },
     ]
 }
 
@@ -328,8 +335,9 @@ async fn gofr_drain_metrics_off(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 async fn forced_drain(cx: &mut Cx) -> Result<(), Failure> {
-    // The never-ending stream is held open too where the candidate has one.
-    let stream = cx.target().candidate.manifest.knobs.stream_endpoint.is_some();
+    // The never-ending stream is held open too where the candidate has one (optional: without
+    // it the drain is cut on the slow requests alone).
+    let stream = cx.optional_knob(Knob::StreamEndpoint).is_some();
     run_cases(cx, &[forced(stream)]).await
 }
 

@@ -15,7 +15,7 @@ use harness::verdict::{Failure, Level};
 use serde_json::Value;
 
 use engine::check;
-use engine::clause::Clause;
+use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{App, Cx, Db};
 use engine::profile::DbTarget;
 
@@ -30,52 +30,55 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const MAX_OPEN: i64 = 3;
 const MAX_IDLE: &str = "1";
 
-use engine::clause::on_postgres as clause;
-
 /// The SQL clauses (GoFr only: GoFastr's database is opened by the app, not the framework).
 pub fn clauses() -> Vec<Clause> {
     const SQL: &str = "advanced-guide/dealing-with-sql";
     vec![
-        clause(
-            "GR-SQL-1",
-            Level::Must,
-            "DB_DIALECT=postgres with DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME connects to Postgres (DB_SSL_MODE defaulting to disable) and health reports sql UP.",
-            (SQL, "Usage for PostgreSQL and MySQL"),
-            "Boot with the Postgres variables and DB_SSL_MODE unset; expect the INFO `connected to '<user>' user to '<db>' database at '<host>:<port>'` and data.sql.status UP.",
-            check!(postgres_from_env),
-        ),
-        clause(
-            "GR-SQL-2",
-            Level::Must,
-            "DB_DIALECT=sqlite with DB_NAME=<file> uses that file, creating it (relative to the working directory) when missing.",
-            (SQL, "Usage for SQLite"),
-            "Boot with DB_DIALECT=sqlite DB_NAME=conform.db in an empty working directory; expect ./conform.db, the INFO `connected to 'conform.db' database` and data.sql.status UP.",
-            check!(sqlite_from_env),
-        ),
-        clause(
-            "GR-SQL-3",
-            Level::Info,
-            "With the database down at boot (and no migrations), the app still starts degraded and reconnects when the database returns.",
-            ("pkg/gofr/datasource/sql/sql.go", "retryConnection"),
-            "Cut the Postgres proxy, boot with CONF_SKIP_MIGRATIONS=1; record liveness, health and the connect error; restore; poll health until sql is UP (30 s ceiling) and record how long it took.",
-            check!(starts_degraded_and_reconnects),
-        ),
-        clause(
-            "GR-SQL-4",
-            Level::Must,
-            "DB_MAX_OPEN_CONNECTION and DB_MAX_IDLE_CONNECTION set the connection pool.",
-            (SQL, "Setting Max open and Idle Connections"),
-            "Boot on SQLite and on Postgres with DB_MAX_OPEN_CONNECTION=3 DB_MAX_IDLE_CONNECTION=1; health's data.sql.details.stats.maxOpenConnections must be 3.",
-            check!(pool_settings),
-        ),
-        clause(
-            "GR-SQL-5",
-            Level::Info,
-            "An unsupported DB_DIALECT is logged as an ERROR and the app runs without SQL.",
-            ("pkg/gofr/datasource/sql/sql.go", "NewSQL"),
-            "Boot with DB_DIALECT=postgresql and the Postgres variables; record the ERROR line, liveness and the health body.",
-            check!(unsupported_dialect),
-        ),
+        Clause {
+            id: "GR-SQL-1",
+            level: Level::Must,
+            promise: "DB_DIALECT=postgres with DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME connects to Postgres (DB_SSL_MODE defaulting to disable) and health reports sql UP.",
+            doc: DocRef::at(SQL, "Usage for PostgreSQL and MySQL"),
+            method: "Boot with the Postgres variables and DB_SSL_MODE unset; expect the INFO `connected to '<user>' user to '<db>' database at '<host>:<port>'` and data.sql.status UP.",
+            needs: Needs::POSTGRES,
+            check: check!(postgres_from_env),
+        },
+        Clause {
+            id: "GR-SQL-2",
+            level: Level::Must,
+            promise: "DB_DIALECT=sqlite with DB_NAME=<file> uses that file, creating it (relative to the working directory) when missing.",
+            doc: DocRef::at(SQL, "Usage for SQLite"),
+            method: "Boot with DB_DIALECT=sqlite DB_NAME=conform.db in an empty working directory; expect ./conform.db, the INFO `connected to 'conform.db' database` and data.sql.status UP.",
+            needs: Needs::POSTGRES,
+            check: check!(sqlite_from_env),
+        },
+        Clause {
+            id: "GR-SQL-3",
+            level: Level::Info,
+            promise: "With the database down at boot (and no migrations), the app still starts degraded and reconnects when the database returns.",
+            doc: DocRef::at("pkg/gofr/datasource/sql/sql.go", "retryConnection"),
+            method: "Cut the Postgres proxy, boot with CONF_SKIP_MIGRATIONS=1; record liveness, health and the connect error; restore; poll health until sql is UP (30 s ceiling) and record how long it took.",
+            needs: Needs::POSTGRES,
+            check: check!(starts_degraded_and_reconnects),
+        },
+        Clause {
+            id: "GR-SQL-4",
+            level: Level::Must,
+            promise: "DB_MAX_OPEN_CONNECTION and DB_MAX_IDLE_CONNECTION set the connection pool.",
+            doc: DocRef::at(SQL, "Setting Max open and Idle Connections"),
+            method: "Boot on SQLite and on Postgres with DB_MAX_OPEN_CONNECTION=3 DB_MAX_IDLE_CONNECTION=1; health's data.sql.details.stats.maxOpenConnections must be 3.",
+            needs: Needs::POSTGRES,
+            check: check!(pool_settings),
+        },
+        Clause {
+            id: "GR-SQL-5",
+            level: Level::Info,
+            promise: "An unsupported DB_DIALECT is logged as an ERROR and the app runs without SQL.",
+            doc: DocRef::at("pkg/gofr/datasource/sql/sql.go", "NewSQL"),
+            method: "Boot with DB_DIALECT=postgresql and the Postgres variables; record the ERROR line, liveness and the health body.",
+            needs: Needs::POSTGRES,
+            check: check!(unsupported_dialect),
+        },
     ]
 }
 

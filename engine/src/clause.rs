@@ -159,55 +159,6 @@ impl Clause {
     }
 }
 
-/// Transitional: the old positional constructor, while the catalogue moves to struct literals.
-pub type Need = Service;
-impl Clause {
-    /// Transitional (removed once every area declares its clauses as struct literals).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: &'static str,
-        level: Level,
-        promise: &'static str,
-        doc: DocRef,
-        method: &'static str,
-        services: &'static [Service],
-        check: Check,
-    ) -> Clause {
-        Clause {
-            id,
-            level,
-            promise,
-            doc,
-            method,
-            needs: Needs {
-                services,
-                ..Needs::NONE
-            },
-            check,
-        }
-    }
-}
-
-/// Transitional: a clause needing Postgres with its doc as `(page, heading)`.
-pub fn on_postgres(
-    id: &'static str,
-    level: Level,
-    promise: &'static str,
-    doc: (&'static str, &'static str),
-    method: &'static str,
-    check: Check,
-) -> Clause {
-    Clause::new(
-        id,
-        level,
-        promise,
-        DocRef::at(doc.0, doc.1),
-        method,
-        &[Service::Postgres],
-        check,
-    )
-}
-
 /// How a clause is listed (`conform list --format json`).
 impl Serialize for Clause {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{Attached, Cx, Db};
 
 /// The candidate variable that leaves out the durable session store (conform.go).
@@ -31,75 +31,82 @@ const PASSWORD: &str = "conform-password-1";
 
 /// GoFastr's AUTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause =
-        |id, level, promise, doc: DocRef, method, check| Clause::new(id, level, promise, doc, method, &[], check);
     vec![
-        clause(
-            "GF-AUTH-1",
-            Level::Must,
-            "In production mode without a JWT secret the app refuses to start: non-zero exit, a message, the port never bound.",
-            DocRef {
-                page: "deploy.md",
-                heading: "Secrets; auth.md › Quickstart",
+        Clause {
+            id: "GF-AUTH-1",
+            level: Level::Must,
+            promise: "In production mode without a JWT secret the app refuses to start: non-zero exit, a message, the port never bound.",
+            doc: DocRef::at("deploy.md", "Secrets; auth.md › Quickstart"),
+            method: "Boot on SQLite with the secret variable removed and dev mode off; expect a non-zero exit naming AuthConfig.JWTSecret, no ready line, and the port refusing connections.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "Boot on SQLite with the secret variable removed and dev mode off; expect a non-zero exit naming AuthConfig.JWTSecret, no ready line, and the port refusing connections.",
-            check!(production_without_secret_refuses),
-        ),
-        clause(
-            "GF-AUTH-2",
-            Level::Must,
-            "In production mode the auth battery refuses the default in-memory session store.",
-            DocRef {
-                page: "scaling.md",
-                heading: "What is process-local",
+            check: check!(production_without_secret_refuses),
+        },
+        Clause {
+            id: "GF-AUTH-2",
+            level: Level::Must,
+            promise: "In production mode the auth battery refuses the default in-memory session store.",
+            doc: DocRef::at("scaling.md", "What is process-local"),
+            method: "Boot with the secret set but no durable session store (HARNESS_MEMORY_SESSIONS=1); expect a non-zero exit naming the in-memory session store and the port never bound.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "Boot with the secret set but no durable session store (HARNESS_MEMORY_SESSIONS=1); expect a non-zero exit naming the in-memory session store and the port never bound.",
-            check!(production_refuses_memory_sessions),
-        ),
-        clause(
-            "GF-AUTH-3",
-            Level::Must,
-            "Dev mode without a secret mints a per-process secret with a WARN, so a token from one process is rejected by the next.",
-            DocRef {
-                page: "deploy.md",
-                heading: "Secrets; auth.md › Quickstart",
+            check: check!(production_refuses_memory_sessions),
+        },
+        Clause {
+            id: "GF-AUTH-3",
+            level: Level::Must,
+            promise: "Dev mode without a secret mints a per-process secret with a WARN, so a token from one process is rejected by the next.",
+            doc: DocRef::at("deploy.md", "Secrets; auth.md › Quickstart"),
+            method: "Boot in dev mode without a secret; expect the WARN; register, log in, check the token on the protected endpoint; restart on the same database and expect 401 for it.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "Boot in dev mode without a secret; expect the WARN; register, log in, check the token on the protected endpoint; restart on the same database and expect 401 for it.",
-            check!(dev_mode_secret_is_per_process),
-        ),
-        clause(
-            "GF-AUTH-4",
-            Level::Must,
-            "With a secret set, tokens survive a restart; during a rotation (new secret + previous) old tokens still verify, and without the previous secret they do not.",
-            DocRef {
-                page: "deploy.md",
-                heading: "Rotating secrets without a mass logout; auth.md › Rotating JWTSecret",
+            check: check!(dev_mode_secret_is_per_process),
+        },
+        Clause {
+            id: "GF-AUTH-4",
+            level: Level::Must,
+            promise: "With a secret set, tokens survive a restart; during a rotation (new secret + previous) old tokens still verify, and without the previous secret they do not.",
+            doc: DocRef::at(
+                "deploy.md",
+                "Rotating secrets without a mass logout; auth.md › Rotating JWTSecret",
+            ),
+            method: "Log in under secret A; restart with A (token valid); restart with B and previous A (old valid, new login valid); restart with B alone (old 401, new valid).",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "Log in under secret A; restart with A (token valid); restart with B and previous A (old valid, new login valid); restart with B alone (old 401, new valid).",
-            check!(secret_survives_restart_and_rotation),
-        ),
-        clause(
-            "GF-AUTH-5",
-            Level::Must,
-            "Login sets `__Host-session` (Path=/, HttpOnly, Secure, SameSite=Strict) in production and `session_id` without Secure in dev mode; register answers 201, login 200 with a token.",
-            DocRef {
-                page: "auth.md",
-                heading: "Cookie defaults",
+            check: check!(secret_survives_restart_and_rotation),
+        },
+        Clause {
+            id: "GF-AUTH-5",
+            level: Level::Must,
+            promise: "Login sets `__Host-session` (Path=/, HttpOnly, Secure, SameSite=Strict) in production and `session_id` without Secure in dev mode; register answers 201, login 200 with a token.",
+            doc: DocRef::at("auth.md", "Cookie defaults"),
+            method: "In each mode: POST /auth/register and /auth/login (JSON); check statuses, JSON shapes and the session cookie's name and attributes.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "In each mode: POST /auth/register and /auth/login (JSON); check statuses, JSON shapes and the session cookie's name and attributes.",
-            check!(cookie_posture),
-        ),
-        clause(
-            "GF-AUTH-6",
-            Level::Must,
-            "Login (per IP and per account) and register (per IP) are rate-limited by default; dev mode relaxes only the per-IP login limit.",
-            DocRef {
-                page: "auth.md",
-                heading: "Rate limiting",
+            check: check!(cookie_posture),
+        },
+        Clause {
+            id: "GF-AUTH-6",
+            level: Level::Must,
+            promise: "Login (per IP and per account) and register (per IP) are rate-limited by default; dev mode relaxes only the per-IP login limit.",
+            doc: DocRef::at("auth.md", "Rate limiting"),
+            method: "Send registers, failed logins for one account and failed logins for distinct accounts until a 429 `rate limit exceeded`, in production and in dev mode; record where each limit bites.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::JwtSecretEnv, Knob::AuthDevModeEnv],
+                ..Needs::NONE
             },
-            "Send registers, failed logins for one account and failed logins for distinct accounts until a 429 `rate limit exceeded`, in production and in dev mode; record where each limit bites.",
-            check!(default_rate_limits),
-        ),
+            check: check!(default_rate_limits),
+        },
     ]
 }
 
@@ -110,12 +117,13 @@ struct Knobs {
     protected: String,
 }
 
+/// All three auth knobs at once: every GF-AUTH clause reads them through here, so each declares
+/// all three (`protected_endpoint`, `jwt_secret_env`, `auth_dev_mode_env`).
 fn knobs(cx: &Cx) -> Result<Knobs, Failure> {
-    let k = &cx.target().candidate.manifest.knobs;
     Ok(Knobs {
-        secret_env: knob("jwt_secret_env", &k.jwt_secret_env)?,
-        dev_env: knob("auth_dev_mode_env", &k.auth_dev_mode_env)?,
-        protected: knob("protected_endpoint", &k.protected_endpoint)?,
+        secret_env: cx.knob(Knob::JwtSecretEnv)?,
+        dev_env: cx.knob(Knob::AuthDevModeEnv)?,
+        protected: cx.knob(Knob::ProtectedEndpoint)?,
     })
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{Attached, Cx, Db};
 
 /// Path of the JWKS document on the stub.
@@ -40,71 +40,84 @@ const TOKEN_POLL: Duration = Duration::from_millis(200);
 /// Key ID of the test key in the JWKS.
 const KID: &str = "conform-test-key";
 
+/// The documentation page of every GR-AUTH clause.
+const GUIDE: &str = "advanced-guide/authentication";
+
 /// GoFr's AUTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, heading, method, check| {
-        Clause::new(
-            id,
-            level,
-            promise,
-            DocRef {
-                page: "advanced-guide/authentication",
-                heading,
-            },
-            method,
-            &[],
-            check,
-        )
-    };
     vec![
-        clause(
-            "GR-AUTH-1",
-            Level::Must,
-            "Basic auth: requests without, with malformed or with wrong credentials get 401 with the documented message; correct ones reach the handler with the username.",
-            "1. Basic Auth",
-            "Boot with CONF_AUTH=basic; send no header, a Bearer header, base64 without a colon, wrong and right credentials to the protected endpoint.",
-            check!(basic_auth),
-        ),
-        clause(
-            "GR-AUTH-2",
-            Level::Info,
-            "EnableBasicAuth() with no credentials logs an error and leaves every route unauthenticated (fails open).",
-            "1. Basic Auth",
-            "Boot with CONF_AUTH=basic and CONF_BASIC_ARGS=none (EnableBasicAuth with no arguments); record the log line and what the protected endpoint answers without credentials.",
-            check!(basic_auth_without_credentials),
-        ),
-        clause(
-            "GR-AUTH-3",
-            Level::Must,
-            "API-key auth: X-Api-Key (any case) missing or wrong gives 401 with the documented message; each configured key is accepted.",
-            "2. API Keys Auth",
-            "Boot with CONF_AUTH=apikey and two keys; send no header, a wrong key, and each key (lower-case header name).",
-            check!(api_key_auth),
-        ),
-        clause(
-            "GR-AUTH-4",
-            Level::Must,
-            "OAuth: RS256 tokens are verified against the JWKS by kid; missing, non-Bearer, non-JWT, unknown-kid, badly signed, expired and future-iat tokens get 401, a valid one reaches the handler with its claims.",
-            "3. OAuth 2.0",
-            "Serve a JWKS from a loopback stub, boot with CONF_AUTH=oauth pointing at it, wait until a valid token is accepted, then send each broken token.",
-            check!(oauth),
-        ),
-        clause(
-            "GR-AUTH-5",
-            Level::Info,
-            "With the JWKS server down at boot, tokens are rejected until a later refresh fetches the keys; a refresh interval of 0 crashes the process.",
-            "3. OAuth 2.0",
-            "Boot against a stub answering 503 for the JWKS; send a valid token; serve the JWKS and time until it is accepted. Boot with CONF_JWKS_REFRESH=0 and record the exit.",
-            check!(oauth_key_fetch),
-        ),
-        clause(
-            "GR-AUTH-6",
-            Level::Must,
-            "Paths under /.well-known are exempt from authentication.",
-            "Exempted Paths",
-            "With Basic and with API-key auth on, GET /.well-known/alive and /.well-known/health without credentials; also record an OPTIONS preflight and the metrics port.",
-            check!(well_known_exempt),
-        ),
+        Clause {
+            id: "GR-AUTH-1",
+            level: Level::Must,
+            promise: "Basic auth: requests without, with malformed or with wrong credentials get 401 with the documented message; correct ones reach the handler with the username.",
+            doc: DocRef::at(GUIDE, "1. Basic Auth"),
+            method: "Boot with CONF_AUTH=basic; send no header, a Bearer header, base64 without a colon, wrong and right credentials to the protected endpoint.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(basic_auth),
+        },
+        Clause {
+            id: "GR-AUTH-2",
+            level: Level::Info,
+            promise: "EnableBasicAuth() with no credentials logs an error and leaves every route unauthenticated (fails open).",
+            doc: DocRef::at(GUIDE, "1. Basic Auth"),
+            method: "Boot with CONF_AUTH=basic and CONF_BASIC_ARGS=none (EnableBasicAuth with no arguments); record the log line and what the protected endpoint answers without credentials.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(basic_auth_without_credentials),
+        },
+        Clause {
+            id: "GR-AUTH-3",
+            level: Level::Must,
+            promise: "API-key auth: X-Api-Key (any case) missing or wrong gives 401 with the documented message; each configured key is accepted.",
+            doc: DocRef::at(GUIDE, "2. API Keys Auth"),
+            method: "Boot with CONF_AUTH=apikey and two keys; send no header, a wrong key, and each key (lower-case header name).",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(api_key_auth),
+        },
+        Clause {
+            id: "GR-AUTH-4",
+            level: Level::Must,
+            promise: "OAuth: RS256 tokens are verified against the JWKS by kid; missing, non-Bearer, non-JWT, unknown-kid, badly signed, expired and future-iat tokens get 401, a valid one reaches the handler with its claims.",
+            doc: DocRef::at(GUIDE, "3. OAuth 2.0"),
+            method: "Serve a JWKS from a loopback stub, boot with CONF_AUTH=oauth pointing at it, wait until a valid token is accepted, then send each broken token.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(oauth),
+        },
+        Clause {
+            id: "GR-AUTH-5",
+            level: Level::Info,
+            promise: "With the JWKS server down at boot, tokens are rejected until a later refresh fetches the keys; a refresh interval of 0 crashes the process.",
+            doc: DocRef::at(GUIDE, "3. OAuth 2.0"),
+            method: "Boot against a stub answering 503 for the JWKS; send a valid token; serve the JWKS and time until it is accepted. Boot with CONF_JWKS_REFRESH=0 and record the exit.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(oauth_key_fetch),
+        },
+        Clause {
+            id: "GR-AUTH-6",
+            level: Level::Must,
+            promise: "Paths under /.well-known are exempt from authentication.",
+            doc: DocRef::at(GUIDE, "Exempted Paths"),
+            method: "With Basic and with API-key auth on, GET /.well-known/alive and /.well-known/health without credentials; also record an OPTIONS preflight and the metrics port.",
+            needs: Needs {
+                knobs: &[Knob::ProtectedEndpoint, Knob::AuthModeEnv],
+                ..Needs::NONE
+            },
+            check: check!(well_known_exempt),
+        },
     ]
 }
 
@@ -131,7 +144,7 @@ impl Row {
 /// Boot on a fresh SQLite file with the auth mode `mode` plus `extra` variables; the file
 /// lives as long as the returned handle.
 async fn boot_mode(cx: &mut Cx, mode: &str, extra: &[(&str, String)]) -> Result<(App, Attached), Failure> {
-    let var = knob("auth_mode_env", &cx.target().candidate.manifest.knobs.auth_mode_env)?;
+    let var = cx.knob(Knob::AuthModeEnv)?;
     let db = cx.database(Db::Sqlite).await?;
     let app = cx
         .boot_with(Some(&db), |spec| {
@@ -145,11 +158,9 @@ async fn boot_mode(cx: &mut Cx, mode: &str, extra: &[(&str, String)]) -> Result<
     Ok((app, db))
 }
 
+/// The protected endpoint (`protected_endpoint` knob, declared by every GR-AUTH clause).
 fn protected(cx: &Cx) -> Result<String, Failure> {
-    knob(
-        "protected_endpoint",
-        &cx.target().candidate.manifest.knobs.protected_endpoint,
-    )
+    cx.knob(Knob::ProtectedEndpoint)
 }
 
 /// Send every row to the protected endpoint and check status and body.
@@ -432,7 +443,7 @@ async fn oauth_key_fetch(cx: &mut Cx) -> Result<(), Failure> {
     }
     cx.note("JWKS requests", stub.hits().join(", "));
 
-    let var = knob("auth_mode_env", &cx.target().candidate.manifest.knobs.auth_mode_env)?;
+    let var = cx.knob(Knob::AuthModeEnv)?;
     let db = cx.database(Db::Sqlite).await?;
     let mut spec = cx.spec(Some(&db))?;
     spec.set(&var, "oauth");

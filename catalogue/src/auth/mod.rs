@@ -2,10 +2,10 @@
 //!
 //! The two frameworks share no auth model (GoFastr's auth battery issues its own JWTs and
 //! sessions; GoFr checks credentials it is given: Basic, API keys, or RS256 tokens against a
-//! JWKS URL), so each catalogue's clauses live in their own file. What is shared sits here: the
-//! candidate knobs the clauses need, refusing to boot as an observable (exit, message, port never
-//! bound), and small request helpers that keep every credential out of the evidence (tokens the
-//! harness receives are registered as secrets, so they are redacted wherever they reappear).
+//! JWKS URL), so each catalogue's clauses live in their own file. What is shared sits here:
+//! refusing to boot as an observable (exit, message, port never bound), and small request helpers
+//! that keep every credential out of the evidence (tokens the harness receives are registered as
+//! secrets, so they are redacted wherever they reappear).
 
 mod gofastr;
 mod gofr;
@@ -16,7 +16,7 @@ use harness::probe::{Connect, Exchange};
 use harness::verdict::Failure;
 use harness::{probe, redact, timeouts};
 
-use engine::clause::Clause;
+use engine::clause::{Clause, Knob};
 use engine::cx::{App, Cx, Spec};
 
 /// The AUTH clauses of both catalogues.
@@ -26,18 +26,12 @@ pub fn clauses() -> Vec<Clause> {
     all
 }
 
-/// A knob of the candidate's manifest that a clause cannot run without.
-fn knob(name: &str, value: &Option<String>) -> Result<String, Failure> {
-    value
-        .clone()
-        .ok_or_else(|| Failure::harness(format!("candidate.toml has no `{name}` knob; this clause needs it")))
-}
-
 /// Start `spec` and expect the candidate to refuse to boot: a non-zero exit within
-/// [`timeouts::REFUSE_TO_BOOT`], a line containing `message`, and its port never bound.
+/// [`timeouts::REFUSE_TO_BOOT`], a line containing `message`, and its port never bound. When
+/// the candidate names its ready line (`ready_line_prefix`, optional), that line must not appear.
 async fn expect_refusal(cx: &mut Cx, spec: Spec, what: &str, message: &str) -> Result<(), Failure> {
     let port = spec.port.ok_or_else(|| Failure::harness("the spec sets no port"))?;
-    let ready_prefix = cx.target().candidate.manifest.knobs.ready_line_prefix.clone();
+    let ready_prefix = cx.optional_knob(Knob::ReadyLinePrefix);
     let mut app = cx.start(spec)?;
     let exit = cx.wait_exit(&mut app, timeouts::REFUSE_TO_BOOT).await?;
     let line = app

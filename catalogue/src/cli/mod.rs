@@ -28,7 +28,7 @@ use harness::workdir::Workdir;
 use sqlx::Connection;
 
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{Attached, Cx};
 
 /// The CLI's package inside the framework module.
@@ -42,93 +42,90 @@ const CLI_RUN: Duration = Duration::from_secs(30);
 /// The tracking table the docs name (migrations.md › Tracking table).
 const TRACKING_TABLE: &str = "_migrations";
 
-fn clause(
-    id: &'static str,
-    promise: &'static str,
-    doc: DocRef,
-    method: &'static str,
-    needs: &'static [Need],
-    check: engine::clause::Check,
-) -> Clause {
-    Clause::new(id, Level::Must, promise, doc, method, needs, check)
-}
-
 /// The CLI clauses (GoFastr only: GoFr ships no migration CLI).
 pub fn clauses() -> Vec<Clause> {
-    let doc = |page, heading| DocRef { page, heading };
     vec![
-        clause(
-            "GF-CLI-1",
-            "`gofastr migrate up` applies pending migrations in version order, records each in `_migrations` with the SHA-256 of its Up SQL and dirty=false, and applies nothing twice.",
-            doc("migrations.md", "CLI; Tracking table; deploy.md › Migrations"),
-            "Two files whose filename order is the reverse of their version order (version 2 needs version 1's table); `migrate up` on SQLite and on Postgres (`--driver=postgres`); read `_migrations` and the table; run `up` again.",
-            &[Need::Postgres],
-            check!(apply::up_applies_in_order),
-        ),
-        clause(
-            "GF-CLI-2",
-            "The database comes from `--db-url`, else the DATABASE_URL variable, else DATABASE_URL in a `.env` in the working directory; deploy.md's `gofastr migrate up --db-url=\"$DATABASE_URL\"` migrates a Postgres DATABASE_URL.",
-            doc("migrations.md", "CLI › Flags & inputs; deploy.md › Migrations"),
-            "Three SQLite files named by the flag, the variable and `.env`; remove one source at a time and see which file gets `_migrations`; then run deploy.md's command verbatim with a Postgres URL.",
-            &[Need::Postgres],
-            check!(apply::url_sources),
-        ),
-        clause(
-            "GF-CLI-3",
-            "`gofastr migrate status` prints the applied count and each pending version, exits 0, and creates `_migrations` lazily.",
-            doc("migrations.md", "CLI; Tracking table"),
-            "`status` on a fresh database with two files, then `up`, then `status` again, on SQLite and Postgres.",
-            &[Need::Postgres],
-            check!(apply::status_reports),
-        ),
-        clause(
-            "GF-CLI-4",
-            "Editing an applied migration's Up is caught on the next `up` (ChecksumMismatchError): nothing more is applied.",
-            doc("migrations.md", "Production safety › Checksum drift detection"),
-            "`up` one file; append a statement to its Up and add a second file; `up` again must fail and leave both the edit and the new file unapplied, on SQLite and Postgres.",
-            &[Need::Postgres],
-            check!(state::drift_refused),
-        ),
-        clause(
-            "GF-CLI-5",
-            "A failed NoTransaction migration stays dirty; every later `up`/`down` refuses until `migrate force`, which clears it (`--not-applied` removes the row).",
-            doc("migrations.md", "Non-transactional migrations; CLI"),
-            "A NoTransaction migration whose second statement fails; `up`, `up`, `down`, `status`, `force 2`, `up`, `force 3 --not-applied`, reading `_migrations` after each, on SQLite and Postgres.",
-            &[Need::Postgres],
-            check!(state::dirty_until_forced),
-        ),
-        clause(
-            "GF-CLI-6",
-            "A failing transactional migration rolls back: no `_migrations` row, no partial DDL.",
-            doc("migrations.md", "Common mistakes; Production safety › Atomicity"),
-            "One migration creating a table and then failing; `up` must fail and leave neither the table nor a tracking row, on SQLite and Postgres.",
-            &[Need::Postgres],
-            check!(apply::failed_migration_leaves_no_trace),
-        ),
-        clause(
-            "GF-CLI-7",
-            "The CLI and app boot share the Postgres advisory lock: an app booting while `migrate up` runs does not serve until the CLI is done.",
-            doc("migrations.md", "Production safety › Advisory locking"),
-            "`migrate up` of a migration that sleeps 3 s in Postgres; once the sleep holds the lock, boot the candidate on the same database; the candidate must not listen before the CLI exits, then must become live.",
-            &[Need::Postgres],
-            check!(postgres::lock_shared_with_boot),
-        ),
-        clause(
-            "GF-CLI-8",
-            "`gofastr migrate generate <name> --from=<blueprint>` writes a numbered Up/Down file and the snapshot offline, says when nothing changed, needs `--from`, and refuses a column type change unless destructive changes are allowed.",
-            doc("migrations.md", "Generating migrations from entity changes"),
-            "Generate from a one-entity blueprint with DATABASE_URL naming a file that must stay absent; generate again; generate without --from; apply with `up`; then change a field's type and generate for SQLite and Postgres.",
-            &[],
-            check!(generate::generate_offline),
-        ),
-        clause(
-            "GF-CLI-9",
-            "`migrate up --create-db` creates a missing Postgres database (and is a no-op when it exists, and on SQLite).",
-            doc("migrations.md", "Creating the database; CLI › Flags & inputs"),
-            "`up --create-db --driver=postgres` against a database name that does not exist; check it exists with `_migrations`; run again; then `up --create-db` on SQLite.",
-            &[Need::Postgres],
-            check!(postgres::create_db),
-        ),
+        Clause {
+            id: "GF-CLI-1",
+            level: Level::Must,
+            promise: "`gofastr migrate up` applies pending migrations in version order, records each in `_migrations` with the SHA-256 of its Up SQL and dirty=false, and applies nothing twice.",
+            doc: DocRef::at("migrations.md", "CLI; Tracking table; deploy.md › Migrations"),
+            method: "Two files whose filename order is the reverse of their version order (version 2 needs version 1's table); `migrate up` on SQLite and on Postgres (`--driver=postgres`); read `_migrations` and the table; run `up` again.",
+            needs: Needs::POSTGRES,
+            check: check!(apply::up_applies_in_order),
+        },
+        Clause {
+            id: "GF-CLI-2",
+            level: Level::Must,
+            promise: "The database comes from `--db-url`, else the DATABASE_URL variable, else DATABASE_URL in a `.env` in the working directory; deploy.md's `gofastr migrate up --db-url=\"$DATABASE_URL\"` migrates a Postgres DATABASE_URL.",
+            doc: DocRef::at("migrations.md", "CLI › Flags & inputs; deploy.md › Migrations"),
+            method: "Three SQLite files named by the flag, the variable and `.env`; remove one source at a time and see which file gets `_migrations`; then run deploy.md's command verbatim with a Postgres URL.",
+            needs: Needs::POSTGRES,
+            check: check!(apply::url_sources),
+        },
+        Clause {
+            id: "GF-CLI-3",
+            level: Level::Must,
+            promise: "`gofastr migrate status` prints the applied count and each pending version, exits 0, and creates `_migrations` lazily.",
+            doc: DocRef::at("migrations.md", "CLI; Tracking table"),
+            method: "`status` on a fresh database with two files, then `up`, then `status` again, on SQLite and Postgres.",
+            needs: Needs::POSTGRES,
+            check: check!(apply::status_reports),
+        },
+        Clause {
+            id: "GF-CLI-4",
+            level: Level::Must,
+            promise: "Editing an applied migration's Up is caught on the next `up` (ChecksumMismatchError): nothing more is applied.",
+            doc: DocRef::at("migrations.md", "Production safety › Checksum drift detection"),
+            method: "`up` one file; append a statement to its Up and add a second file; `up` again must fail and leave both the edit and the new file unapplied, on SQLite and Postgres.",
+            needs: Needs::POSTGRES,
+            check: check!(state::drift_refused),
+        },
+        Clause {
+            id: "GF-CLI-5",
+            level: Level::Must,
+            promise: "A failed NoTransaction migration stays dirty; every later `up`/`down` refuses until `migrate force`, which clears it (`--not-applied` removes the row).",
+            doc: DocRef::at("migrations.md", "Non-transactional migrations; CLI"),
+            method: "A NoTransaction migration whose second statement fails; `up`, `up`, `down`, `status`, `force 2`, `up`, `force 3 --not-applied`, reading `_migrations` after each, on SQLite and Postgres.",
+            needs: Needs::POSTGRES,
+            check: check!(state::dirty_until_forced),
+        },
+        Clause {
+            id: "GF-CLI-6",
+            level: Level::Must,
+            promise: "A failing transactional migration rolls back: no `_migrations` row, no partial DDL.",
+            doc: DocRef::at("migrations.md", "Common mistakes; Production safety › Atomicity"),
+            method: "One migration creating a table and then failing; `up` must fail and leave neither the table nor a tracking row, on SQLite and Postgres.",
+            needs: Needs::POSTGRES,
+            check: check!(apply::failed_migration_leaves_no_trace),
+        },
+        Clause {
+            id: "GF-CLI-7",
+            level: Level::Must,
+            promise: "The CLI and app boot share the Postgres advisory lock: an app booting while `migrate up` runs does not serve until the CLI is done.",
+            doc: DocRef::at("migrations.md", "Production safety › Advisory locking"),
+            method: "`migrate up` of a migration that sleeps 3 s in Postgres; once the sleep holds the lock, boot the candidate on the same database; the candidate must not listen before the CLI exits, then must become live.",
+            needs: Needs::POSTGRES,
+            check: check!(postgres::lock_shared_with_boot),
+        },
+        Clause {
+            id: "GF-CLI-8",
+            level: Level::Must,
+            promise: "`gofastr migrate generate <name> --from=<blueprint>` writes a numbered Up/Down file and the snapshot offline, says when nothing changed, needs `--from`, and refuses a column type change unless destructive changes are allowed.",
+            doc: DocRef::at("migrations.md", "Generating migrations from entity changes"),
+            method: "Generate from a one-entity blueprint with DATABASE_URL naming a file that must stay absent; generate again; generate without --from; apply with `up`; then change a field's type and generate for SQLite and Postgres.",
+            needs: Needs::NONE,
+            check: check!(generate::generate_offline),
+        },
+        Clause {
+            id: "GF-CLI-9",
+            level: Level::Must,
+            promise: "`migrate up --create-db` creates a missing Postgres database (and is a no-op when it exists, and on SQLite).",
+            doc: DocRef::at("migrations.md", "Creating the database; CLI › Flags & inputs"),
+            method: "`up --create-db --driver=postgres` against a database name that does not exist; check it exists with `_migrations`; run again; then `up --create-db` on SQLite.",
+            needs: Needs::POSTGRES,
+            check: check!(postgres::create_db),
+        },
     ]
 }
 

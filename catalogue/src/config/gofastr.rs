@@ -7,98 +7,175 @@
 //! clauses judge what such a binary does. Values are read back through the candidate's echo
 //! endpoint (`os.LookupEnv`); roles, dev surfaces and secrets through probes and boot refusal.
 
-use harness::verdict::Level;
+use harness::verdict::{Failure, Level};
 
 use super::table::EnvChange::{Empty, Set, Unset};
 use super::table::Expect::{Absent, EchoRoute, Line, NoLine, Refuses, Rejected, Serves, Status, Value};
-use super::table::{Case, code, doc};
-use super::table_clause;
-use engine::clause::Clause;
+use super::table::{self, Case, Grade, code, doc};
+use engine::check;
+use engine::clause::{Clause, DocRef, Knob, Needs};
+use engine::cx::Cx;
 
 /// The GF-ENV clauses.
 pub fn clauses() -> Vec<Clause> {
     vec![
-        table_clause! {
+        Clause {
             id: "GF-ENV-1",
             level: Level::Must,
             promise: "`.env.local`, `.env.<APP_ENV>` and `.env` are loaded from the working directory in every environment; the earlier file wins; missing files are skipped.",
-            doc: ("dotenv.md", "Defaults"),
+            doc: DocRef::at("dotenv.md", "Defaults"),
             method: "Write combinations of the three files into the empty working directory, boot, read each key back through the echo endpoint; PORT from `.env` must be the port served.",
-            cases: GF_ENV_1,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_1),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-2",
             level: Level::Must,
             promise: "A variable already in the process environment always beats every file, even when it is empty.",
-            doc: ("dotenv.md", "Precedence"),
+            doc: DocRef::at("dotenv.md", "Precedence"),
             method: "Set the key in the environment (non-empty, then empty) with different values in the files; read it back; PORT in the environment must beat PORT in `.env`.",
-            cases: GF_ENV_2,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_2),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-3",
             level: Level::Info,
             promise: "APP_ENV selects `.env.<APP_ENV>` from the process environment; APP_ENV written in `.env` is recorded.",
-            doc: ("dotenv.md", "Defaults"),
+            doc: DocRef::at("dotenv.md", "Defaults"),
             method: "Put APP_ENV=production in `.env` (and, as a control, in the environment) beside a `.env.production`; record which keys of the overlay apply.",
-            cases: GF_ENV_3,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_3),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-4",
             level: Level::Must,
             promise: "GOFASTR_DOTENV=off in the process environment suppresses loading the files; in `.env` it has no effect.",
-            doc: ("dotenv.md", "Disabling auto-load"),
+            doc: DocRef::at("dotenv.md", "Disabling auto-load"),
             method: "Boot with GOFASTR_DOTENV=off and keys in `.env.local` and `.env`: they must be absent. Also record OFF, 0 and false.",
-            cases: GF_ENV_4,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_4),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-5",
             level: Level::Must,
             promise: "A malformed env file fails fast, naming the file and the line.",
-            doc: ("dotenv.md", "Defaults"),
+            doc: DocRef::at("dotenv.md", "Defaults"),
             method: "A line without `=` in `.env` (line 3) and in `.env.local` (line 2): the binary must exit non-zero before serving, naming the file and line; whether other files' keys apply is recorded.",
-            cases: GF_ENV_5,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_5),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-6",
             level: Level::Must,
             promise: "`${VAR}` in double-quoted values resolves from the same or an earlier file, then the process environment, else empty; escapes, cycles and unclosed braces as documented.",
-            doc: ("dotenv.md", "Variable expansion `${VAR}`"),
+            doc: DocRef::at("dotenv.md", "Variable expansion `${VAR}`"),
             method: "One `.env` exercising every expansion rule (with HOME set, the doc's own `${HOME}/bin` example), and a `.env` referring to a key of `.env.local`; read every key back.",
-            cases: GF_ENV_6,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_6),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-7",
             level: Level::Must,
             promise: "The file format: quoting and escapes, `export`, inline `#` kept in unquoted values; invalid keys and multi-line values are parse errors.",
-            doc: ("dotenv.md", "File format"),
+            doc: DocRef::at("dotenv.md", "File format"),
             method: "One `.env` with every valid form, read back key by key; then one file per invalid form, each with a sentinel key, which must not be applied (or the binary must refuse to boot).",
-            cases: GF_ENV_7,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_7),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-8",
             level: Level::Must,
             promise: "GOFASTR_SECRET and GOFASTR_SECRET_PREVIOUS (each at least 32 characters) are accepted from the environment or `.env`; shorter ones are recorded.",
-            doc: ("deploy.md", "Rotating secrets without a mass logout"),
+            doc: DocRef::at("deploy.md", "Rotating secrets without a mass logout"),
             method: "Boot with fresh 48-character secrets from the environment and from `.env` (must serve); record what a 12-character secret does.",
-            cases: GF_ENV_8,
+            needs: Needs::NONE,
+            check: check!(gf_env_8),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-9",
             level: Level::Must,
             promise: "GOFASTR_ROLE=worker serves only /healthz and /readyz; serve serves the full router; an invalid role fails at construction.",
-            doc: ("scaling.md", "Serve/worker roles"),
+            doc: DocRef::at("scaling.md", "Serve/worker roles"),
             method: "Boot with each role; probe /healthz, /readyz, /metrics and an app route (the echo endpoint); an invalid role must refuse to boot.",
-            cases: GF_ENV_9,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gf_env_9),
         },
-        table_clause! {
+        Clause {
             id: "GF-ENV-10",
             level: Level::Must,
             promise: "Livereload routes exist only with GOFASTR_DEV truthy, never with GOFASTR_ENV=production or GOFASTR_DEV_LIVERELOAD=0.",
-            doc: ("dev-livereload.md", "How it turns on"),
+            doc: DocRef::at("dev-livereload.md", "How it turns on"),
             method: "GET /__livereload.js (and /__livereload when it must be off) under each combination; /mcp is not probed because the scaffold mounts it with WithMCP regardless of dev mode.",
-            cases: GF_ENV_10,
+            needs: Needs::NONE,
+            check: check!(gf_env_10),
         },
     ]
+}
+
+// The checks: each judges its clause's table, graded by the clause's level.
+
+async fn gf_env_1(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_1).await
+}
+
+async fn gf_env_2(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_2).await
+}
+
+async fn gf_env_3(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Info), GF_ENV_3).await
+}
+
+async fn gf_env_4(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_4).await
+}
+
+async fn gf_env_5(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_5).await
+}
+
+async fn gf_env_6(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_6).await
+}
+
+async fn gf_env_7(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_7).await
+}
+
+async fn gf_env_8(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_8).await
+}
+
+async fn gf_env_9(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_9).await
+}
+
+async fn gf_env_10(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GF_ENV_10).await
 }
 
 const GF_ENV_1: &[Case] = &[
@@ -485,3 +562,27 @@ const GF_ENV_10: &[Case] = &[
         want: &[code(Status("/__livereload.js", 200))],
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_clause_declares_the_knobs_its_table_reads() {
+        table::assert_declared_knobs(
+            &clauses(),
+            &[
+                ("GF-ENV-1", GF_ENV_1),
+                ("GF-ENV-2", GF_ENV_2),
+                ("GF-ENV-3", GF_ENV_3),
+                ("GF-ENV-4", GF_ENV_4),
+                ("GF-ENV-5", GF_ENV_5),
+                ("GF-ENV-6", GF_ENV_6),
+                ("GF-ENV-7", GF_ENV_7),
+                ("GF-ENV-8", GF_ENV_8),
+                ("GF-ENV-9", GF_ENV_9),
+                ("GF-ENV-10", GF_ENV_10),
+            ],
+        );
+    }
+}

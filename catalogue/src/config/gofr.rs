@@ -7,106 +7,185 @@
 //! `/env` route (`app.Config.Get`); the listen port, the health body and the loader's own log
 //! lines are read where the promise is about them.
 
-use harness::verdict::Level;
+use harness::verdict::{Failure, Level};
 
 use super::table::EnvChange::{Empty, Set, Unset};
 use super::table::Expect::{Json, Line, NoLine, Refuses, Serves, Value};
-use super::table::{Case, code, doc};
-use super::table_clause;
-use engine::clause::Clause;
+use super::table::{self, Case, Grade, code, doc};
+use engine::check;
+use engine::clause::{Clause, DocRef, Knob, Needs};
+use engine::cx::Cx;
 
 /// The GR-CFG clauses.
 pub fn clauses() -> Vec<Clause> {
     vec![
-        table_clause! {
+        Clause {
             id: "GR-CFG-1",
             level: Level::Must,
             promise: "`./configs/.env` (relative to the working directory) is loaded as the base; the app boots without it.",
-            doc: ("quick-start/configuration", "Configuring Environments in GoFr"),
+            doc: DocRef::at("quick-start/configuration", "Configuring Environments in GoFr"),
             method: "Write configs/.env; read a key back and serve on HTTP_PORT taken from the file; boot with configs/ but no .env. The loader's log lines are recorded.",
-            cases: GR_CFG_1,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_1),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-2",
             level: Level::Must,
             promise: "APP_ENV=X overlays `./configs/.X.env` on `.env`: overlay keys win, keys only `.env` has survive.",
-            doc: ("quick-start/configuration", "Configuring Environments in GoFr"),
+            doc: DocRef::at("quick-start/configuration", "Configuring Environments in GoFr"),
             method: "APP_ENV=staging with .env and .staging.env disagreeing on a key and on HTTP_PORT; read keys back; the overlay's port must be the one served.",
-            cases: GR_CFG_2,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_2),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-3",
             level: Level::Must,
             promise: "Without APP_ENV the overlay is `./configs/.local.env`; with APP_ENV set, `.local.env` is not read.",
-            doc: ("guides/twelve-factor-config", "Local development with `.env`"),
+            doc: DocRef::at("guides/twelve-factor-config", "Local development with `.env`"),
             method: "Boot with .env and .local.env disagreeing, without APP_ENV (local wins) and with APP_ENV=staging (base wins).",
-            cases: GR_CFG_3,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_3),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-4",
             level: Level::Must,
             promise: "A variable in the real environment beats both files.",
-            doc: ("guides/twelve-factor-config", "How GoFr loads config"),
+            doc: DocRef::at("guides/twelve-factor-config", "How GoFr loads config"),
             method: "Set a key and HTTP_PORT in the environment with other values in .env and the overlay; read the key back; the environment's port must be the one served.",
-            cases: GR_CFG_4,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_4),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-5",
             level: Level::Info,
             promise: "APP_ENV naming a missing file is ignored silently; the overlay loads even without `.env`.",
-            doc: ("pkg/gofr/config/godotenv.go", "read"),
+            doc: DocRef::at("pkg/gofr/config/godotenv.go", "read"),
             method: "APP_ENV=nosuch with only .env; APP_ENV=staging with only .staging.env; record values and log lines.",
-            cases: GR_CFG_5,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_5),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-6",
             level: Level::Must,
             promise: "APP_ENV may be set in `configs/.local.env` for development, and then picks the override file.",
-            doc: ("guides/twelve-factor-config", "FAQ: Where do I set APP_ENV?"),
+            doc: DocRef::at("guides/twelve-factor-config", "FAQ: Where do I set APP_ENV?"),
             method: "APP_ENV=staging written in .local.env (and, recorded, in .env) beside a .staging.env; the overlay's key must apply.",
-            cases: GR_CFG_6,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_6),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-7",
             level: Level::Info,
             promise: "A malformed `.env` or overlay file is fatal at boot (exit 1, naming the file).",
-            doc: ("pkg/gofr/config/godotenv.go", "read"),
+            doc: DocRef::at("pkg/gofr/config/godotenv.go", "read"),
             method: "A `BAD!KEY=1` line in .env, then in .staging.env with APP_ENV=staging; record exit status and the FATAL line.",
-            cases: GR_CFG_7,
+            needs: Needs::NONE,
+            check: check!(gr_cfg_7),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-8",
             level: Level::Info,
             promise: "With no `./configs` directory the loader looks for `/.env` at the filesystem root.",
-            doc: ("pkg/gofr/gofr.go", "readConfig"),
+            doc: DocRef::at("pkg/gofr/gofr.go", "readConfig"),
             method: "Boot from a working directory without configs/; record the loader's WARN line (nothing is written to /).",
-            cases: GR_CFG_8,
+            needs: Needs::NONE,
+            check: check!(gr_cfg_8),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-9",
             level: Level::Info,
             promise: "An empty variable in the real environment masks the file's value.",
-            doc: ("pkg/gofr/config/godotenv.go", "read"),
+            doc: DocRef::at("pkg/gofr/config/godotenv.go", "read"),
             method: "CONF_K=\"\" in the environment with CONF_K in .env and .local.env; record what app.Config.Get returns.",
-            cases: GR_CFG_9,
+            needs: Needs {
+                knobs: &[Knob::EchoEnvEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(gr_cfg_9),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-10",
             level: Level::Must,
             promise: "APP_NAME and APP_VERSION (defaults gofr-app and dev) are the name and version in the health body.",
-            doc: ("references/configs", "App: APP_NAME, APP_VERSION"),
+            doc: DocRef::at("references/configs", "App: APP_NAME, APP_VERSION"),
             method: "GET /.well-known/health with neither set, with both in the environment, and with both in configs/.env; compare data.name and data.version.",
-            cases: GR_CFG_10,
+            needs: Needs::NONE,
+            check: check!(gr_cfg_10),
         },
-        table_clause! {
+        Clause {
             id: "GR-CFG-11",
             level: Level::Must,
             promise: "GOFR_TELEMETRY=false, in the environment or in configs, disables the usage ping.",
-            doc: ("references/configs", "App: GOFR_TELEMETRY"),
+            doc: DocRef::at("references/configs", "App: GOFR_TELEMETRY"),
             method: "Boot with GOFR_TELEMETRY=false in the environment, then only in configs/.env; after serving, no `GoFr records the number of active servers` line. The default (on) is not provoked: it sends traffic to gofr.dev.",
-            cases: GR_CFG_11,
+            needs: Needs::NONE,
+            check: check!(gr_cfg_11),
         },
     ]
+}
+
+// The checks: each judges its clause's table, graded by the clause's level.
+
+async fn gr_cfg_1(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_1).await
+}
+
+async fn gr_cfg_2(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_2).await
+}
+
+async fn gr_cfg_3(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_3).await
+}
+
+async fn gr_cfg_4(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_4).await
+}
+
+async fn gr_cfg_5(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Info), GR_CFG_5).await
+}
+
+async fn gr_cfg_6(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_6).await
+}
+
+async fn gr_cfg_7(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Info), GR_CFG_7).await
+}
+
+async fn gr_cfg_8(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Info), GR_CFG_8).await
+}
+
+async fn gr_cfg_9(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Info), GR_CFG_9).await
+}
+
+async fn gr_cfg_10(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_10).await
+}
+
+async fn gr_cfg_11(cx: &mut Cx) -> Result<(), Failure> {
+    table::judge(cx, Grade::of(Level::Must), GR_CFG_11).await
 }
 
 const LOADED_BASE: &str = "Loaded config from file: ./configs/.env";
@@ -330,3 +409,28 @@ const GR_CFG_11: &[Case] = &[
         want: &[doc(NoLine(TELEMETRY_LINE))],
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_clause_declares_the_knobs_its_table_reads() {
+        table::assert_declared_knobs(
+            &clauses(),
+            &[
+                ("GR-CFG-1", GR_CFG_1),
+                ("GR-CFG-2", GR_CFG_2),
+                ("GR-CFG-3", GR_CFG_3),
+                ("GR-CFG-4", GR_CFG_4),
+                ("GR-CFG-5", GR_CFG_5),
+                ("GR-CFG-6", GR_CFG_6),
+                ("GR-CFG-7", GR_CFG_7),
+                ("GR-CFG-8", GR_CFG_8),
+                ("GR-CFG-9", GR_CFG_9),
+                ("GR-CFG-10", GR_CFG_10),
+                ("GR-CFG-11", GR_CFG_11),
+            ],
+        );
+    }
+}

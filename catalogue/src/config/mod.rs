@@ -2,8 +2,11 @@
 //!
 //! Every clause here is a table of cases (files in the working directory x process environment x
 //! what the running binary shows) run by one engine, [`table`]; the framework modules hold only
-//! data. That keeps the cases readable side by side, as the docs state them, and makes adding a
-//! row a one-line change instead of another copy of a scenario.
+//! data, and each clause's check is a one-line call of [`table::judge`] on its table, graded by
+//! its level. That keeps the cases readable side by side, as the docs state them, and makes adding
+//! a row a one-line change instead of another copy of a scenario. A clause whose table reads
+//! values back through the echo endpoint declares the `echo_env_endpoint` knob (a unit test of
+//! each framework module checks the declarations against the tables).
 
 pub mod gofastr;
 pub mod gofr;
@@ -18,32 +21,3 @@ pub fn clauses() -> Vec<Clause> {
     all.extend(gofr::clauses());
     all
 }
-
-/// A clause whose scenario is [`table::judge`] over a table of cases, graded by its level.
-macro_rules! table_clause {
-    (
-        id: $id:literal,
-        level: $level:expr,
-        promise: $promise:literal,
-        doc: ($page:literal, $heading:literal),
-        method: $method:literal,
-        cases: $cases:expr $(,)?
-    ) => {{
-        async fn run(cx: &mut ::engine::cx::Cx) -> Result<(), ::harness::verdict::Failure> {
-            $crate::config::table::judge(cx, $crate::config::table::Grade::of($level), $cases).await
-        }
-        ::engine::clause::Clause::new(
-            $id,
-            $level,
-            $promise,
-            ::engine::clause::DocRef {
-                page: $page,
-                heading: $heading,
-            },
-            $method,
-            &[],
-            ::engine::check!(run),
-        )
-    }};
-}
-pub(crate) use table_clause;

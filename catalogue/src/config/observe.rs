@@ -15,6 +15,7 @@ use harness::verdict::Failure;
 use serde_json::Value;
 
 use super::table::Expect;
+use engine::clause::Knob;
 use engine::cx::{App, Cx};
 
 /// How long to wait for a line the candidate already printed to reach the harness's line log.
@@ -255,16 +256,10 @@ async fn echo(cx: &mut Cx, app: &App, key: &str) -> Result<Option<String>, Failu
     }
 }
 
-/// The echo endpoint's path for `key`, from the candidate's knob.
+/// The echo endpoint's path for `key`, from the candidate's knob (declared by every clause whose
+/// table reads a value back).
 fn echo_path(cx: &Cx, key: &str) -> Result<String, Failure> {
-    let template = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .echo_env_endpoint
-        .as_deref()
-        .ok_or_else(|| Failure::harness("the candidate has no `echo_env_endpoint` knob to read variables back"))?;
+    let template = cx.knob(Knob::EchoEnvEndpoint)?;
     Ok(template.replace("{key}", &query_escape(key)))
 }
 

@@ -5,8 +5,9 @@
 //! removed, and read back what the running binary ended up with. So a clause is a table of
 //! [`Case`]s and one call to [`judge`]; no clause has scenario code of its own. Values are read
 //! back through the candidate's `echo_env_endpoint` knob (GoFastr: `os.LookupEnv`, GoFr:
-//! `app.Config.Get`), or through effects a deployment sees: the port it serves on, a probe's
-//! status or body, its log lines, whether it refuses to boot.
+//! `app.Config.Get`), which a clause whose table does so declares in its needs, or through
+//! effects a deployment sees: the port it serves on, a probe's status or body, its log lines,
+//! whether it refuses to boot.
 //!
 //! Each expectation carries its [`Basis`]: a [`Basis::Doc`] expectation is the documented
 //! promise and is graded; a [`Basis::Code`] one is what the source predicts where the docs are
@@ -321,6 +322,33 @@ async fn run_case(cx: &mut Cx, case: &Case) -> Result<Vec<Finding>, Failure> {
     cx.kill(&mut app).await?;
     drop(db);
     Ok(findings)
+}
+
+/// Test support: every clause of `clauses` declares exactly the knobs its table (listed in
+/// `tables` by clause ID) reads: `echo_env_endpoint` when some expectation is read back through
+/// the echo endpoint, nothing otherwise.
+#[cfg(test)]
+pub(super) fn assert_declared_knobs(clauses: &[engine::clause::Clause], tables: &[(&str, &[Case])]) {
+    use engine::clause::Knob;
+    assert_eq!(clauses.len(), tables.len(), "one table listed per clause");
+    for clause in clauses {
+        let (_, cases) = tables
+            .iter()
+            .find(|(id, _)| *id == clause.id)
+            .unwrap_or_else(|| panic!("{}: no table listed for it", clause.id));
+        let reads_echo = cases.iter().flat_map(|c| c.want).any(|w| {
+            matches!(
+                w.expect,
+                Expect::Value(..) | Expect::Absent(_) | Expect::EchoRoute(_) | Expect::Rejected(_)
+            )
+        });
+        let expected: &[Knob] = if reads_echo { &[Knob::EchoEnvEndpoint] } else { &[] };
+        assert_eq!(
+            clause.needs.knobs, expected,
+            "{}: the knobs it declares vs the knobs its table reads",
+            clause.id
+        );
+    }
 }
 
 #[cfg(test)]

@@ -6,72 +6,57 @@ use serde_json::Value;
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{Cx, Db};
 
 /// GoFastr's HEALTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GF-HEALTH-1",
-            Level::Must,
-            "GET /healthz answers 200 `ok`, unconditionally, with Cache-Control: no-store.",
-            DocRef {
-                page: "health-checks.md",
-                heading: "Liveness",
-            },
-            "Boot on SQLite and Postgres; GET /healthz; with Postgres cut, GET /healthz again.",
-            &[Need::Postgres],
-            check!(gofastr_liveness),
-        ),
-        Clause::new(
-            "GF-HEALTH-2",
-            Level::Must,
-            "GET /readyz answers 200 JSON {status: ready} with an ok `db` check when the database is up.",
-            DocRef {
-                page: "health-checks.md",
-                heading: "Readiness",
-            },
-            "Boot on SQLite and on Postgres; GET /readyz; parse the JSON.",
-            &[Need::Postgres],
-            check!(gofastr_ready_when_healthy),
-        ),
-        Clause::new(
-            "GF-HEALTH-3",
-            Level::Must,
-            "With the database down, /readyz answers 503 not_ready with a redacted error; it recovers when the database returns.",
-            DocRef {
-                page: "health-checks.md",
-                heading: "Readiness; Verbose error reporting",
-            },
-            "Boot on Postgres through the fault proxy; cut it; poll /readyz until it changes; check status, body and redaction; restore; poll until 200 ready.",
-            &[Need::Postgres],
-            check!(gofastr_ready_tracks_database),
-        ),
-        Clause::new(
-            "GF-HEALTH-4",
-            Level::Should,
-            "A check ignoring its ctx is a `timeout` row within the readiness deadline; a panicking check is an `error` row and the process survives.",
-            DocRef {
-                page: "health-checks.md",
-                heading: "Timeouts and ctx-ignoring checks",
-            },
-            "Boot with the app's harness readiness check set to hang (with a 1 s readiness timeout), then to panic; GET /readyz each time.",
-            &[],
-            check!(gofastr_readiness_deadline_and_panic),
-        ),
-        Clause::new(
-            "GF-HEALTH-5",
-            Level::Must,
-            "/healthz and /readyz sit ahead of the default middleware chain.",
-            DocRef {
-                page: "health-checks.md",
-                heading: "Health and readiness",
-            },
-            "GET /healthz and /readyz; look for the default chain's marks (X-Request-ID, Content-Security-Policy) on the response, and for the probe routes in /metrics.",
-            &[],
-            check!(gofastr_probes_ahead_of_middleware),
-        ),
+        Clause {
+            id: "GF-HEALTH-1",
+            level: Level::Must,
+            promise: "GET /healthz answers 200 `ok`, unconditionally, with Cache-Control: no-store.",
+            doc: DocRef::at("health-checks.md", "Liveness"),
+            method: "Boot on SQLite and Postgres; GET /healthz; with Postgres cut, GET /healthz again.",
+            needs: Needs::POSTGRES,
+            check: check!(gofastr_liveness),
+        },
+        Clause {
+            id: "GF-HEALTH-2",
+            level: Level::Must,
+            promise: "GET /readyz answers 200 JSON {status: ready} with an ok `db` check when the database is up.",
+            doc: DocRef::at("health-checks.md", "Readiness"),
+            method: "Boot on SQLite and on Postgres; GET /readyz; parse the JSON.",
+            needs: Needs::POSTGRES,
+            check: check!(gofastr_ready_when_healthy),
+        },
+        Clause {
+            id: "GF-HEALTH-3",
+            level: Level::Must,
+            promise: "With the database down, /readyz answers 503 not_ready with a redacted error; it recovers when the database returns.",
+            doc: DocRef::at("health-checks.md", "Readiness; Verbose error reporting"),
+            method: "Boot on Postgres through the fault proxy; cut it; poll /readyz until it changes; check status, body and redaction; restore; poll until 200 ready.",
+            needs: Needs::POSTGRES,
+            check: check!(gofastr_ready_tracks_database),
+        },
+        Clause {
+            id: "GF-HEALTH-4",
+            level: Level::Should,
+            promise: "A check ignoring its ctx is a `timeout` row within the readiness deadline; a panicking check is an `error` row and the process survives.",
+            doc: DocRef::at("health-checks.md", "Timeouts and ctx-ignoring checks"),
+            method: "Boot with the app's harness readiness check set to hang (with a 1 s readiness timeout), then to panic; GET /readyz each time.",
+            needs: Needs::NONE,
+            check: check!(gofastr_readiness_deadline_and_panic),
+        },
+        Clause {
+            id: "GF-HEALTH-5",
+            level: Level::Must,
+            promise: "/healthz and /readyz sit ahead of the default middleware chain.",
+            doc: DocRef::at("health-checks.md", "Health and readiness"),
+            method: "GET /healthz and /readyz; look for the default chain's marks (X-Request-ID, Content-Security-Policy) on the response, and for the probe routes in /metrics.",
+            needs: Needs::NONE,
+            check: check!(gofastr_probes_ahead_of_middleware),
+        },
     ]
 }
 

@@ -8,84 +8,72 @@ use serde_json::Value;
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{Cx, Db};
 
 /// GoFr's HEALTH clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GR-HLTH-1",
-            Level::Must,
-            "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
-            DocRef {
-                page: "advanced-guide/monitoring-service-health",
-                heading: "1. Aliveness",
+        Clause {
+            id: "GR-HLTH-1",
+            level: Level::Must,
+            promise: "GET /.well-known/alive answers 200 {\"data\":{\"status\":\"UP\"}}.",
+            doc: DocRef::at("advanced-guide/monitoring-service-health", "1. Aliveness"),
+            method: "Boot on SQLite and Postgres; GET /.well-known/alive; with Postgres cut, again.",
+            needs: Needs::POSTGRES,
+            check: check!(gofr_alive),
+        },
+        Clause {
+            id: "GR-HLTH-2",
+            level: Level::Must,
+            promise: "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
+            doc: DocRef::at("advanced-guide/monitoring-service-health", "2. Health-Check"),
+            method: "Boot on SQLite and on Postgres; GET /.well-known/health; parse the JSON.",
+            needs: Needs::POSTGRES,
+            check: check!(gofr_health_when_healthy),
+        },
+        Clause {
+            id: "GR-HLTH-3",
+            level: Level::Must,
+            promise: "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
+            doc: DocRef::at("guides/deploying-to-kubernetes", "Probes"),
+            method: "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",
+            needs: Needs::POSTGRES,
+            check: check!(gofr_health_tracks_database),
+        },
+        Clause {
+            id: "GR-HLTH-4",
+            level: Level::Must,
+            promise: "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
+            doc: DocRef::at("advanced-guide/monitoring-service-health", "2. Health-Check"),
+            method: "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
+            needs: Needs {
+                knobs: &[Knob::DependencyUrlEnv],
+                ..Needs::NONE
             },
-            "Boot on SQLite and Postgres; GET /.well-known/alive; with Postgres cut, again.",
-            &[Need::Postgres],
-            check!(gofr_alive),
-        ),
-        Clause::new(
-            "GR-HLTH-2",
-            Level::Must,
-            "GET /.well-known/health answers 200 with status UP and the SQL datasource UP when the database is up.",
-            DocRef {
-                page: "advanced-guide/monitoring-service-health",
-                heading: "2. Health-Check",
+            check: check!(gofr_dependent_service),
+        },
+        Clause {
+            id: "GR-HLTH-5",
+            level: Level::Must,
+            promise: "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
+            doc: DocRef::at("advanced-guide/authentication", "Exempted Paths"),
+            method: "Boot with basic auth and with API-key auth; the protected endpoint must answer 401, the probes 200.",
+            needs: Needs {
+                knobs: &[Knob::AuthModeEnv, Knob::ProtectedEndpoint],
+                ..Needs::NONE
             },
-            "Boot on SQLite and on Postgres; GET /.well-known/health; parse the JSON.",
-            &[Need::Postgres],
-            check!(gofr_health_when_healthy),
-        ),
-        Clause::new(
-            "GR-HLTH-3",
-            Level::Must,
-            "/.well-known/health returns 200 only when the service and its dependencies are reachable; it recovers when they return.",
-            DocRef {
-                page: "guides/deploying-to-kubernetes",
-                heading: "Probes",
-            },
-            "Boot on Postgres through the fault proxy; cut it; poll health until the SQL datasource is reported DOWN; check the HTTP status; restore; poll until UP.",
-            &[Need::Postgres],
-            check!(gofr_health_tracks_database),
-        ),
-        Clause::new(
-            "GR-HLTH-4",
-            Level::Must,
-            "/.well-known/health reports each registered HTTP service UP or DOWN, from the service's /.well-known/alive.",
-            DocRef {
-                page: "advanced-guide/monitoring-service-health",
-                heading: "2. Health-Check",
-            },
-            "Register a harness-owned loopback service with the candidate; with its /.well-known/alive answering 200, then 503, then 200 again, poll /.well-known/health for the service's status.",
-            &[],
-            check!(gofr_dependent_service),
-        ),
-        Clause::new(
-            "GR-HLTH-5",
-            Level::Must,
-            "With auth enabled, /.well-known/health and /.well-known/alive answer without credentials.",
-            DocRef {
-                page: "advanced-guide/authentication",
-                heading: "Exempted Paths",
-            },
-            "Boot with basic auth and with API-key auth; the protected endpoint must answer 401, the probes 200.",
-            &[],
-            check!(gofr_probes_exempt_from_auth),
-        ),
-        Clause::new(
-            "GR-HLTH-6",
-            Level::Should,
-            "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
-            DocRef {
-                page: "references/configs",
-                heading: "LOG_DISABLE_PROBES",
-            },
-            "Boot with LOG_DISABLE_PROBES=true; GET both probes, then /hello; once /hello's request log appears, no probe request log may exist.",
-            &[],
-            check!(gofr_probe_logs_disabled),
-        ),
+            check: check!(gofr_probes_exempt_from_auth),
+        },
+        Clause {
+            id: "GR-HLTH-6",
+            level: Level::Should,
+            promise: "LOG_DISABLE_PROBES=true stops request logs for the probe paths.",
+            doc: DocRef::at("references/configs", "LOG_DISABLE_PROBES"),
+            method: "Boot with LOG_DISABLE_PROBES=true; GET both probes, then /hello; once /hello's request log appears, no probe request log may exist.",
+            needs: Needs::NONE,
+            check: check!(gofr_probe_logs_disabled),
+        },
     ]
 }
 
@@ -149,11 +137,7 @@ fn gofr_status<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
-    let Some(dep_env) = cx.target().candidate.manifest.knobs.dependency_url_env.clone() else {
-        return Err(Failure::harness(
-            "the candidate manifest needs the knob dependency_url_env",
-        ));
-    };
+    let dep_env = cx.knob(Knob::DependencyUrlEnv)?;
     let stub = harness::service::stub::HttpStub::start().await?;
     let alive = cx.profile().liveness;
     stub.set(alive, 200, r#"{"data":{"status":"UP"}}"#);
@@ -200,12 +184,8 @@ async fn gofr_dependent_service(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 async fn gofr_probes_exempt_from_auth(cx: &mut Cx) -> Result<(), Failure> {
-    let knobs = cx.target().candidate.manifest.knobs.clone();
-    let (Some(auth_env), Some(protected)) = (knobs.auth_mode_env, knobs.protected_endpoint) else {
-        return Err(Failure::harness(
-            "the candidate manifest needs knobs auth_mode_env and protected_endpoint",
-        ));
-    };
+    let auth_env = cx.knob(Knob::AuthModeEnv)?;
+    let protected = cx.knob(Knob::ProtectedEndpoint)?;
     let db = cx.database(Db::Sqlite).await?;
     let profile = cx.profile();
     for mode in ["basic", "apikey"] {

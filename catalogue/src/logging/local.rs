@@ -366,10 +366,7 @@ const SQL_PARAM: &str = "424242";
 
 /// GR-LOG-7 (observed): the SQL query line at DEBUG and its bind arguments.
 pub(super) async fn sql_debug_args(cx: &mut Cx) -> Result<(), Failure> {
-    let template = need(
-        "param_endpoint",
-        cx.target().candidate.manifest.knobs.param_endpoint.as_ref(),
-    )?;
+    let template = cx.knob(Knob::ParamEndpoint)?;
     let path = match (template.find('{'), template.find('}')) {
         (Some(open), Some(close)) if open < close => {
             format!("{}{SQL_PARAM}{}", &template[..open], &template[close + 1..])

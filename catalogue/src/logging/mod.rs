@@ -32,7 +32,7 @@ use harness::verdict::{Failure, Level};
 use serde_json::{Map, Value};
 
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs};
 use engine::cx::{App, Cx};
 
 /// GoFr's levels, lowest first (production-logging › Log levels).
@@ -63,90 +63,102 @@ const LOG_LINE: Duration = Duration::from_secs(5);
 /// The LOG clauses (GoFr only: GoFastr's catalogue has no logging area).
 pub fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GR-LOG-1",
-            Level::Must,
-            "Logs are one JSON object per line with level, time (RFC3339Nano), message, trace_id (omitempty) and gofrVersion; ERROR and FATAL go to stderr, the other levels to stdout.",
-            DocRef {
-                page: "guides/production-logging",
-                heading: "The log line shape; quick-start/observability › Log Levels › ERROR",
+        Clause {
+            id: "GR-LOG-1",
+            level: Level::Must,
+            promise: "Logs are one JSON object per line with level, time (RFC3339Nano), message, trace_id (omitempty) and gofrVersion; ERROR and FATAL go to stderr, the other levels to stdout.",
+            doc: DocRef::at(
+                "guides/production-logging",
+                "The log line shape; quick-start/observability › Log Levels › ERROR",
+            ),
+            method: "Boot on SQLite with stdout and stderr piped; GET the error endpoint once and the log endpoint three times; once both streams are synced on the last request's lines, every line of both up to them must be a JSON object with the documented fields, the framework version, and its level on the right stream.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
             },
-            "Boot on SQLite with stdout and stderr piped; GET the error endpoint once and the log endpoint three times; once both streams are synced on the last request's lines, every line of both up to them must be a JSON object with the documented fields, the framework version, and its level on the right stream.",
-            &[],
-            check!(local::envelope),
-        ),
-        Clause::new(
-            "GR-LOG-2",
-            Level::Must,
-            "LOG_LEVEL (default INFO) sets the threshold: only lines at or above it are written.",
-            DocRef {
-                page: "quick-start/observability",
-                heading: "Logs; guides/production-logging › Log levels; references/configs LOG_LEVEL",
+            check: check!(local::envelope),
+        },
+        Clause {
+            id: "GR-LOG-2",
+            level: Level::Must,
+            promise: "LOG_LEVEL (default INFO) sets the threshold: only lines at or above it are written.",
+            doc: DocRef::at(
+                "quick-start/observability",
+                "Logs; guides/production-logging › Log levels; references/configs LOG_LEVEL",
+            ),
+            method: "Boot with LOG_LEVEL unset, DEBUG and WARN; exercise the endpoints; no line of either stream may be below the threshold, and each of the log endpoint's INFO/DEBUG/WARN/ERROR lines at or above it must be there.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
             },
-            "Boot with LOG_LEVEL unset, DEBUG and WARN; exercise the endpoints; no line of either stream may be below the threshold, and each of the log endpoint's INFO/DEBUG/WARN/ERROR lines at or above it must be there.",
-            &[],
-            check!(local::level_threshold),
-        ),
-        Clause::new(
-            "GR-LOG-3",
-            Level::Must,
-            "Each request is logged with a message object holding trace_id, span_id, start_time, response_time, method, user_agent, ip, uri and response, and trace_id also at the top level.",
-            DocRef {
-                page: "guides/production-logging",
-                heading: "The log line shape",
+            check: check!(local::level_threshold),
+        },
+        Clause {
+            id: "GR-LOG-3",
+            level: Level::Must,
+            promise: "Each request is logged with a message object holding trace_id, span_id, start_time, response_time, method, user_agent, ip, uri and response, and trace_id also at the top level.",
+            doc: DocRef::at("guides/production-logging", "The log line shape"),
+            method: "GET the log endpoint with a query string and a known User-Agent; find its request-log line; check the nine fields and their values, the W3C ID formats, and that the top-level trace_id equals the nested one.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint],
+                ..Needs::NONE
             },
-            "GET the log endpoint with a query string and a known User-Agent; find its request-log line; check the nine fields and their values, the W3C ID formats, and that the top-level trace_id equals the nested one.",
-            &[],
-            check!(local::request_line),
-        ),
-        Clause::new(
-            "GR-LOG-4",
-            Level::Must,
-            "When a request carries a trace context, the lines its handler logs carry that trace ID in the top-level trace_id.",
-            DocRef {
-                page: "guides/distributed-tracing",
-                heading: "Trace ID format",
+            check: check!(local::request_line),
+        },
+        Clause {
+            id: "GR-LOG-4",
+            level: Level::Must,
+            promise: "When a request carries a trace context, the lines its handler logs carry that trace ID in the top-level trace_id.",
+            doc: DocRef::at("guides/distributed-tracing", "Trace ID format"),
+            method: "GET the log endpoint with a W3C traceparent of a known trace ID; its INFO (stdout) and ERROR (stderr) lines must carry that ID as top-level trace_id. The handler-error line of the error endpoint is recorded.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
             },
-            "GET the log endpoint with a W3C traceparent of a known trace ID; its INFO (stdout) and ERROR (stderr) lines must carry that ID as top-level trace_id. The handler-error line of the error endpoint is recorded.",
-            &[],
-            check!(local::handler_trace_id),
-        ),
-        Clause::new(
-            "GR-LOG-5",
-            Level::Must,
-            "With REMOTE_LOG_URL set, GoFr polls it every REMOTE_LOG_FETCH_INTERVAL seconds and adopts the logLevel it answers, without a restart.",
-            DocRef {
-                page: "advanced-guide/remote-log-level-change",
-                heading: "Configuration; Remote Log Level Endpoint",
+            check: check!(local::handler_trace_id),
+        },
+        Clause {
+            id: "GR-LOG-5",
+            level: Level::Must,
+            promise: "With REMOTE_LOG_URL set, GoFr polls it every REMOTE_LOG_FETCH_INTERVAL seconds and adopts the logLevel it answers, without a restart.",
+            doc: DocRef::at(
+                "advanced-guide/remote-log-level-change",
+                "Configuration; Remote Log Level Endpoint",
+            ),
+            method: "Serve {\"data\":{\"serviceName\":APP_NAME,\"logLevel\":\"INFO\"}} from a loopback stub, boot with REMOTE_LOG_FETCH_INTERVAL=1; count three polls and their spacing; switch the answer to DEBUG and poll the log endpoint until its DEBUG line appears; switch back to INFO and poll until it stops.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint],
+                ..Needs::NONE
             },
-            "Serve {\"data\":{\"serviceName\":APP_NAME,\"logLevel\":\"INFO\"}} from a loopback stub, boot with REMOTE_LOG_FETCH_INTERVAL=1; count three polls and their spacing; switch the answer to DEBUG and poll the log endpoint until its DEBUG line appears; switch back to INFO and poll until it stops.",
-            &[],
-            check!(remote::level_follows_endpoint),
-        ),
-        Clause::new(
-            "GR-LOG-6",
-            Level::Info,
-            "Observed: REMOTE_LOG_FETCH_INTERVAL values abc, 0 and -1, and remote answers outside the documented shape (HTTP 503, lowercase logLevel, another serviceName).",
-            DocRef {
-                page: "pkg/gofr/container/container.go, pkg/gofr/logging/remotelogger/dynamic_level_logger.go",
-                heading: "Create; UpdateLogLevel, fetchAndUpdateLogLevel",
+            check: check!(remote::level_follows_endpoint),
+        },
+        Clause {
+            id: "GR-LOG-6",
+            level: Level::Info,
+            promise: "Observed: REMOTE_LOG_FETCH_INTERVAL values abc, 0 and -1, and remote answers outside the documented shape (HTTP 503, lowercase logLevel, another serviceName).",
+            doc: DocRef::at(
+                "pkg/gofr/container/container.go, pkg/gofr/logging/remotelogger/dynamic_level_logger.go",
+                "Create; UpdateLogLevel, fetchAndUpdateLogLevel",
+            ),
+            method: "Start with each interval value and record the ERROR line, exit status and panic line (exits watched for a few seconds); boot one app per odd answer, wait for two polls, and record whether the log endpoint's DEBUG line appears.",
+            needs: Needs {
+                knobs: &[Knob::LogEndpoint],
+                ..Needs::NONE
             },
-            "Start with each interval value and record the ERROR line, exit status and panic line (exits watched for a few seconds); boot one app per odd answer, wait for two polls, and record whether the log endpoint's DEBUG line appears.",
-            &[],
-            check!(remote::edge_values),
-        ),
-        Clause::new(
-            "GR-LOG-7",
-            Level::Info,
-            "Observed: at LOG_LEVEL=DEBUG, SQL query log lines include the query and its bind arguments.",
-            DocRef {
-                page: "pkg/gofr/datasource/sql/db.go",
-                heading: "sendOperationStats",
+            check: check!(remote::edge_values),
+        },
+        Clause {
+            id: "GR-LOG-7",
+            level: Level::Info,
+            promise: "Observed: at LOG_LEVEL=DEBUG, SQL query log lines include the query and its bind arguments.",
+            doc: DocRef::at("pkg/gofr/datasource/sql/db.go", "sendOperationStats"),
+            method: "Boot on SQLite with LOG_LEVEL=DEBUG; GET the parameterised route; record the SQL query log line and whether its args hold the parameter.",
+            needs: Needs {
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
             },
-            "Boot on SQLite with LOG_LEVEL=DEBUG; GET the parameterised route; record the SQL query log line and whether its args hold the parameter.",
-            &[],
-            check!(local::sql_debug_args),
-        ),
+            check: check!(local::sql_debug_args),
+        },
     ]
 }
 
@@ -244,27 +256,14 @@ async fn wait_count(output: &Output, stream: Stream, message: &str, n: usize) ->
     .await
 }
 
-/// A knob the LOG clauses need, or a harness error naming it.
-fn need(name: &str, value: Option<&String>) -> Result<String, Failure> {
-    value
-        .cloned()
-        .ok_or_else(|| Failure::harness(format!("the candidate manifest needs the knob {name}")))
-}
-
 /// The candidate's log endpoint (knob `log_endpoint`).
 fn log_endpoint(cx: &Cx) -> Result<String, Failure> {
-    need(
-        "log_endpoint",
-        cx.target().candidate.manifest.knobs.log_endpoint.as_ref(),
-    )
+    cx.knob(Knob::LogEndpoint)
 }
 
 /// The candidate's 500 endpoint (knob `error_endpoint`).
 fn error_endpoint(cx: &Cx) -> Result<String, Failure> {
-    need(
-        "error_endpoint",
-        cx.target().candidate.manifest.knobs.error_endpoint.as_ref(),
-    )
+    cx.knob(Knob::ErrorEndpoint)
 }
 
 /// What one exercise of the endpoints left in the output.

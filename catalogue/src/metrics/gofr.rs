@@ -13,6 +13,7 @@ use super::{
     bounds_text, drive, expect_family, fill, label_names, param_template, scrape_valid, scrape_with_auth_on,
     valid_exposition,
 };
+use engine::clause::Knob;
 use engine::cx::{Cx, Db};
 
 /// advanced-guide/debugging: "GoFr automatically registers the following pprof routes: …
@@ -246,13 +247,7 @@ pub(super) async fn http_histogram(cx: &mut Cx) -> Result<(), Failure> {
 
 /// The custom-metrics endpoint knob, or a harness error.
 fn custom_endpoint(cx: &Cx) -> Result<String, Failure> {
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .custom_metrics_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob custom_metrics_endpoint"))
+    cx.knob(Knob::CustomMetricsEndpoint)
 }
 
 /// GR-MET-4 (observed).

@@ -14,7 +14,7 @@ use harness::verdict::{Failure, Level};
 
 use super::*;
 use engine::check;
-use engine::clause::Clause;
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::{Cx, Db};
 
 /// The columns schema v1 gives `items`: its three fields plus the three the framework injects.
@@ -27,102 +27,128 @@ const V1_ROWS: [&str; 3] = [
     r#"{"name":"gamma","label":"third"}"#,
 ];
 
-pub(super) fn clause(
-    id: &'static str,
-    promise: &'static str,
-    doc: (&'static str, &'static str),
-    method: &'static str,
-    check: engine::clause::Check,
-) -> Clause {
-    engine::clause::on_postgres(id, Level::Must, promise, doc, method, check)
-}
-
 /// GoFastr's MIG clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     let mut all = vec![
-        clause(
-            "GF-MIG-1",
-            "App.Start creates the missing table of every registered entity.",
-            ("deploy.md", "Migrations"),
-            "Boot on a fresh SQLite file and a fresh Postgres database; read the items table's columns from PRAGMA table_info / information_schema.columns.",
-            check!(creates_missing_tables),
-        ),
-        clause(
-            "GF-MIG-2",
-            "A field added to an entity becomes ALTER TABLE ADD COLUMN on the next boot, and the existing rows are kept.",
-            ("migrations.md", "Auto-migrate path"),
-            "Boot v1, write rows through POST /items, stop; boot v2 (adds note, sku, flag) on the same database; diff the schemas and compare every row's v1 columns.",
-            check!(adds_new_columns),
-        ),
-        clause(
-            "GF-MIG-3",
-            "A new required field without a default is added nullable; one with a default is added NOT NULL and existing rows get the default.",
-            ("migrations.md", "Auto-migrate path"),
-            "Upgrade v1 -> v2 over existing rows; sku (required, no default) must be nullable, flag (required, default false) NOT NULL with a default, every existing row holding it.",
-            check!(required_fields_added_safely),
-        ),
-        clause(
-            "GF-MIG-4",
-            "Boot never drops a column or a table: a field removed from the entity keeps its column and data.",
-            ("deploy.md", "Migrations"),
-            "Upgrade v1 -> v2 (qty removed); no table or column may be missing after, qty's values intact, and v2 boots.",
-            check!(never_drops),
-        ),
-        clause(
-            "GF-MIG-5",
-            "Boot never retypes a column: a field whose type changed keeps its live type and data.",
-            ("deploy.md", "Migrations"),
-            "Upgrade v1 -> v2 (name String -> Int); no column's type, nullability or default may change, name's values intact, and v2 boots.",
-            check!(never_retypes),
-        ),
-        clause(
-            "GF-MIG-6",
-            "Boot never renames a column, even with a rename declared in EntityConfig.Renames.",
-            ("migrations.md", "Migrations"),
-            "Upgrade v1 -> v2 (Renames label -> title); label must still exist with its values; whether title was added is recorded.",
-            check!(never_renames),
-        ),
-        clause(
-            "GF-MIG-10",
-            "With WithoutAutoMigrate(), Start performs no entity DDL and still boots.",
-            ("migrations.md", "Running both paths (and turning boot-time DDL off)"),
-            "Boot on fresh databases with HARNESS_NO_AUTOMIGRATE=1; the app must serve and items must not exist.",
-            check!(without_auto_migrate),
-        ),
-        clause(
-            "GF-MIG-11",
-            "The dialect is detected from the connection: Postgres gets Postgres DDL, SQLite gets SQLite DDL.",
-            ("migrations.md", "Auto-migrate path"),
-            "Boot on each engine; Postgres: items.id DEFAULT gen_random_uuid() and created_at timestamp with time zone; SQLite: created_at DATETIME and no id default.",
-            check!(dialect_detected),
-        ),
+        Clause {
+            id: "GF-MIG-1",
+            level: Level::Must,
+            promise: "App.Start creates the missing table of every registered entity.",
+            doc: DocRef::at("deploy.md", "Migrations"),
+            method: "Boot on a fresh SQLite file and a fresh Postgres database; read the items table's columns from PRAGMA table_info / information_schema.columns.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
+            },
+            check: check!(creates_missing_tables),
+        },
+        Clause {
+            id: "GF-MIG-2",
+            level: Level::Must,
+            promise: "A field added to an entity becomes ALTER TABLE ADD COLUMN on the next boot, and the existing rows are kept.",
+            doc: DocRef::at("migrations.md", "Auto-migrate path"),
+            method: "Boot v1, write rows through POST /items, stop; boot v2 (adds note, sku, flag) on the same database; diff the schemas and compare every row's v1 columns.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable, Knob::SchemaVariantVar],
+                ..Needs::NONE
+            },
+            check: check!(adds_new_columns),
+        },
+        Clause {
+            id: "GF-MIG-3",
+            level: Level::Must,
+            promise: "A new required field without a default is added nullable; one with a default is added NOT NULL and existing rows get the default.",
+            doc: DocRef::at("migrations.md", "Auto-migrate path"),
+            method: "Upgrade v1 -> v2 over existing rows; sku (required, no default) must be nullable, flag (required, default false) NOT NULL with a default, every existing row holding it.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable, Knob::SchemaVariantVar],
+                ..Needs::NONE
+            },
+            check: check!(required_fields_added_safely),
+        },
+        Clause {
+            id: "GF-MIG-4",
+            level: Level::Must,
+            promise: "Boot never drops a column or a table: a field removed from the entity keeps its column and data.",
+            doc: DocRef::at("deploy.md", "Migrations"),
+            method: "Upgrade v1 -> v2 (qty removed); no table or column may be missing after, qty's values intact, and v2 boots.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable, Knob::SchemaVariantVar],
+                ..Needs::NONE
+            },
+            check: check!(never_drops),
+        },
+        Clause {
+            id: "GF-MIG-5",
+            level: Level::Must,
+            promise: "Boot never retypes a column: a field whose type changed keeps its live type and data.",
+            doc: DocRef::at("deploy.md", "Migrations"),
+            method: "Upgrade v1 -> v2 (name String -> Int); no column's type, nullability or default may change, name's values intact, and v2 boots.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable, Knob::SchemaVariantVar],
+                ..Needs::NONE
+            },
+            check: check!(never_retypes),
+        },
+        Clause {
+            id: "GF-MIG-6",
+            level: Level::Must,
+            promise: "Boot never renames a column, even with a rename declared in EntityConfig.Renames.",
+            doc: DocRef::at("migrations.md", "Migrations"),
+            method: "Upgrade v1 -> v2 (Renames label -> title); label must still exist with its values; whether title was added is recorded.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable, Knob::SchemaVariantVar],
+                ..Needs::NONE
+            },
+            check: check!(never_renames),
+        },
+        Clause {
+            id: "GF-MIG-10",
+            level: Level::Must,
+            promise: "With WithoutAutoMigrate(), Start performs no entity DDL and still boots.",
+            doc: DocRef::at("migrations.md", "Running both paths (and turning boot-time DDL off)"),
+            method: "Boot on fresh databases with HARNESS_NO_AUTOMIGRATE=1; the app must serve and items must not exist.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
+            },
+            check: check!(without_auto_migrate),
+        },
+        Clause {
+            id: "GF-MIG-11",
+            level: Level::Must,
+            promise: "The dialect is detected from the connection: Postgres gets Postgres DDL, SQLite gets SQLite DDL.",
+            doc: DocRef::at("migrations.md", "Auto-migrate path"),
+            method: "Boot on each engine; Postgres: items.id DEFAULT gen_random_uuid() and created_at timestamp with time zone; SQLite: created_at DATETIME and no id default.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
+            },
+            check: check!(dialect_detected),
+        },
     ];
     all.extend(super::gofastr_boot::clauses());
     all.sort_by_key(|c| c.id.trim_start_matches("GF-MIG-").parse::<u32>().unwrap_or(0));
     all
 }
 
-/// The entity table the candidate declares (`entity_table` knob).
+/// The entity table the candidate declares (`entity_table` knob). Also read by GF-PORT-4,
+/// through [`waits_for_held_lock`](super::waits_for_held_lock).
 pub(super) fn items_table(cx: &Cx) -> Result<String, Failure> {
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .entity_table
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob entity_table"))
+    cx.knob(Knob::EntityTable)
 }
 
 /// The candidate built with schema v2 (`schema_variant_var` knob).
 fn v2(cx: &Cx) -> Result<Variant, Failure> {
-    let var = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .schema_variant_var
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob schema_variant_var"))?;
+    let var = cx.knob(Knob::SchemaVariantVar)?;
     Ok(Variant {
         label: "v2".into(),
         link_x: vec![(var, "v2".into())],

@@ -15,12 +15,12 @@ use harness::running::ExitStatus;
 use harness::service::proxy::Fault;
 use harness::service::schema::Schema;
 use harness::timeouts;
-use harness::verdict::Failure;
+use harness::verdict::{Failure, Level};
 
-use super::gofastr::{clause, fmt_cols, items_table, missing_table};
+use super::gofastr::{fmt_cols, items_table, missing_table};
 use super::*;
 use engine::check;
-use engine::clause::Clause;
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::{Cx, Db};
 use engine::repeat;
 
@@ -40,27 +40,41 @@ const CONNECT_PROBE: Duration = Duration::from_secs(2);
 /// GoFastr's MIG clauses about failures and replicas.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        clause(
-            "GF-MIG-7",
-            "All boot DDL runs in one transaction: when a later entity's DDL fails, the tables created before it are rolled back and Start fails.",
-            ("migrations.md", "Production safety"),
-            "Pre-create `posts` as a view, so its ALTER TABLE ADD COLUMN fails; boot on a fresh database; the process must exit non-zero and `items` (migrated before posts) must not exist.",
-            check!(one_transaction),
-        ),
-        clause(
-            "GF-MIG-8",
-            "Boot migration is serialized by a Postgres advisory lock: a replica waits for it without serving, and replicas booting at once all come up having applied nothing twice.",
-            ("migrations.md", "Production safety"),
-            "Hold the lock key from the harness, boot, see the candidate poll for it while its port is closed and nothing is created, release, expect it to serve; then boot two replicas on one fresh database, lined up so their first DDL runs at the same moment (the harness holds the schema in an open transaction until both wait on it), and expect both to serve and one schema. The first deploy is a bounded repetition: fail at the first bad round, pass after 66 clean rounds (a miss rate of 10 % or more passes with probability below 0.1 %).",
-            check!(advisory_lock),
-        ),
-        clause(
-            "GF-MIG-9",
-            "The dialect probe fails closed: an unreachable database makes Start fail with the probe error instead of guessing SQLite.",
-            ("migrations.md", "Auto-migrate path"),
-            "Boot (versioned runner off) against a Postgres proxy that resets every connection and a SQLite path that cannot be opened; expect a non-zero exit and `dialect probe failed ... DATABASE_URL`.",
-            check!(probe_fails_closed),
-        ),
+        Clause {
+            id: "GF-MIG-7",
+            level: Level::Must,
+            promise: "All boot DDL runs in one transaction: when a later entity's DDL fails, the tables created before it are rolled back and Start fails.",
+            doc: DocRef::at("migrations.md", "Production safety"),
+            method: "Pre-create `posts` as a view, so its ALTER TABLE ADD COLUMN fails; boot on a fresh database; the process must exit non-zero and `items` (migrated before posts) must not exist.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
+            },
+            check: check!(one_transaction),
+        },
+        Clause {
+            id: "GF-MIG-8",
+            level: Level::Must,
+            promise: "Boot migration is serialized by a Postgres advisory lock: a replica waits for it without serving, and replicas booting at once all come up having applied nothing twice.",
+            doc: DocRef::at("migrations.md", "Production safety"),
+            method: "Hold the lock key from the harness, boot, see the candidate poll for it while its port is closed and nothing is created, release, expect it to serve; then boot two replicas on one fresh database, lined up so their first DDL runs at the same moment (the harness holds the schema in an open transaction until both wait on it), and expect both to serve and one schema. The first deploy is a bounded repetition: fail at the first bad round, pass after 66 clean rounds (a miss rate of 10 % or more passes with probability below 0.1 %).",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
+            },
+            check: check!(advisory_lock),
+        },
+        Clause {
+            id: "GF-MIG-9",
+            level: Level::Must,
+            promise: "The dialect probe fails closed: an unreachable database makes Start fail with the probe error instead of guessing SQLite.",
+            doc: DocRef::at("migrations.md", "Auto-migrate path"),
+            method: "Boot (versioned runner off) against a Postgres proxy that resets every connection and a SQLite path that cannot be opened; expect a non-zero exit and `dialect probe failed ... DATABASE_URL`.",
+            needs: Needs::POSTGRES,
+            check: check!(probe_fails_closed),
+        },
     ]
 }
 
@@ -116,7 +130,8 @@ async fn advisory_lock(cx: &mut Cx) -> Result<(), Failure> {
 
 /// Hold the lock, boot, and see the candidate wait for it: asking for it, not serving, creating
 /// nothing; release it and see the candidate serve. Also GF-PORT-4's scenario: the listener binds
-/// only after boot migration.
+/// only after boot migration. Reads the `entity_table` knob, so every clause running it declares
+/// that knob (and Postgres).
 pub(crate) async fn waits_for_held_lock(cx: &mut Cx) -> Result<(), Failure> {
     let table = items_table(cx)?;
     let attached = cx.database(Db::Postgres).await?;

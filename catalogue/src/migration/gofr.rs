@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::*;
 use engine::check;
-use engine::clause::Clause;
+use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{Cx, Db};
 use engine::repeat;
 
@@ -30,84 +30,91 @@ const EXTRA_KEYS: &str = "7,6";
 /// How long the slow key 3 holds the lock while a second replica boots.
 const SLOW_MIGRATION_MS: &str = "2000";
 
-use engine::clause::on_postgres as clause;
-
 /// GoFr's MIG clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     const GUIDE: &str = "advanced-guide/handling-data-migrations";
     vec![
-        clause(
-            "GR-MIG-1",
-            Level::Must,
-            "Migrations run before the server starts, in ascending key order, each logged as it succeeds and recorded in gofr_migrations(version, method, start_time, duration).",
-            (GUIDE, "Initialization from main.go; Migration Records"),
-            "Boot with keys 1, 2, 7, 6 registered; the log must show running/ran for 1, 2, 6, 7 in that order before the server starts; gofr_migrations must have those columns and one UP row per key.",
-            check!(runs_in_order_and_records),
-        ),
-        clause(
-            "GR-MIG-2",
-            Level::Must,
-            "Only migrations that have never run are executed: a restart runs none and changes nothing.",
-            (GUIDE, "Migration Records"),
-            "Boot, stop, snapshot schema and records; boot again on the same database; expect `no new migrations to run`, no `running migration` line, and the same schema and records.",
-            check!(restart_is_idempotent),
-        ),
-        clause(
-            "GR-MIG-3",
-            Level::Must,
-            "Each migration runs within a transaction: a failing migration's DDL is rolled back along with its record.",
-            (GUIDE, "Creating Migration Files"),
-            "Boot with key 4, which creates conformance_failed and then fails; conformance_failed and record 4 must both be absent, keys 1 and 2 committed.",
-            check!(failed_migration_rolls_back),
-        ),
-        clause(
-            "GR-MIG-4",
-            Level::Must,
-            "A failed migration fails the process: it exits non-zero without serving, and the migrations before it stay applied.",
-            ("guides/db-migrations-in-cicd", "Option B: Helm pre-upgrade Job"),
-            "Boot with the failing key 4; expect a non-zero exit before serving, records 1 and 2 kept; the exit code and any row left in gofr_migration_locks are recorded.",
-            check!(failed_migration_fails_process),
-        ),
-        clause(
-            "GR-MIG-5",
-            Level::Must,
-            "Replicas booting at once coordinate through the lock: one runs each migration, the others wait, see it done and start.",
-            (GUIDE, "Multi-Instance Deployments"),
-            "After a first boot, start two replicas at once with a new 2 s key 3: both must serve, key 3 run once. Then a first deploy: two replicas on a fresh database, lined up so their first migration statement runs at the same moment (the harness holds the schema in an open transaction until both wait on it): both must serve, each key run and recorded once. The first deploy is a bounded repetition: fail at the first bad round, pass after 66 clean rounds (a miss rate of 10 % or more passes with probability below 0.1 %).",
-            check!(replicas_run_each_once),
-        ),
-        clause(
-            "GR-MIG-6",
-            Level::Info,
-            "With migrations registered and the database unreachable, the process exits (FATAL creating gofr_migrations).",
-            ("pkg/gofr/migration/migration.go", "Run"),
-            "Boot against a Postgres proxy that resets every connection; record exit status and the FATAL line.",
-            check!(unreachable_database),
-        ),
-        clause(
-            "GR-MIG-7",
-            Level::Info,
-            "With no datasource configured, migrations are skipped with an ERROR and the app keeps running.",
-            ("pkg/gofr/migration/migration.go", "Run"),
-            "Boot with no DB_* at all; record the ERROR line and whether the app serves.",
-            check!(no_datasource),
-        ),
-        clause(
-            "GR-MIG-8",
-            Level::Info,
-            "A never-run key lower than the highest applied one is skipped for ever.",
-            ("pkg/gofr/migration/migration.go", "runMigrations"),
-            "Boot with key 7; then with keys 6, 7; then 6, 7, 8; record the log lines and which gap tables exist.",
-            check!(gap_keys),
-        ),
-        clause(
-            "GR-MIG-9",
-            Level::Info,
-            "A migration that never touches SQL is not recorded and re-runs on every boot.",
-            ("pkg/gofr/migration/sql.go", "commitMigration"),
-            "Boot twice with key 5 (returns nil without SQL); record each boot's `Migration 5 ran successfully` lines and whether record 5 exists.",
-            check!(no_sql_migration),
-        ),
+        Clause {
+            id: "GR-MIG-1",
+            level: Level::Must,
+            promise: "Migrations run before the server starts, in ascending key order, each logged as it succeeds and recorded in gofr_migrations(version, method, start_time, duration).",
+            doc: DocRef::at(GUIDE, "Initialization from main.go; Migration Records"),
+            method: "Boot with keys 1, 2, 7, 6 registered; the log must show running/ran for 1, 2, 6, 7 in that order before the server starts; gofr_migrations must have those columns and one UP row per key.",
+            needs: Needs::POSTGRES,
+            check: check!(runs_in_order_and_records),
+        },
+        Clause {
+            id: "GR-MIG-2",
+            level: Level::Must,
+            promise: "Only migrations that have never run are executed: a restart runs none and changes nothing.",
+            doc: DocRef::at(GUIDE, "Migration Records"),
+            method: "Boot, stop, snapshot schema and records; boot again on the same database; expect `no new migrations to run`, no `running migration` line, and the same schema and records.",
+            needs: Needs::POSTGRES,
+            check: check!(restart_is_idempotent),
+        },
+        Clause {
+            id: "GR-MIG-3",
+            level: Level::Must,
+            promise: "Each migration runs within a transaction: a failing migration's DDL is rolled back along with its record.",
+            doc: DocRef::at(GUIDE, "Creating Migration Files"),
+            method: "Boot with key 4, which creates conformance_failed and then fails; conformance_failed and record 4 must both be absent, keys 1 and 2 committed.",
+            needs: Needs::POSTGRES,
+            check: check!(failed_migration_rolls_back),
+        },
+        Clause {
+            id: "GR-MIG-4",
+            level: Level::Must,
+            promise: "A failed migration fails the process: it exits non-zero without serving, and the migrations before it stay applied.",
+            doc: DocRef::at("guides/db-migrations-in-cicd", "Option B: Helm pre-upgrade Job"),
+            method: "Boot with the failing key 4; expect a non-zero exit before serving, records 1 and 2 kept; the exit code and any row left in gofr_migration_locks are recorded.",
+            needs: Needs::POSTGRES,
+            check: check!(failed_migration_fails_process),
+        },
+        Clause {
+            id: "GR-MIG-5",
+            level: Level::Must,
+            promise: "Replicas booting at once coordinate through the lock: one runs each migration, the others wait, see it done and start.",
+            doc: DocRef::at(GUIDE, "Multi-Instance Deployments"),
+            method: "After a first boot, start two replicas at once with a new 2 s key 3: both must serve, key 3 run once. Then a first deploy: two replicas on a fresh database, lined up so their first migration statement runs at the same moment (the harness holds the schema in an open transaction until both wait on it): both must serve, each key run and recorded once. The first deploy is a bounded repetition: fail at the first bad round, pass after 66 clean rounds (a miss rate of 10 % or more passes with probability below 0.1 %).",
+            needs: Needs::POSTGRES,
+            check: check!(replicas_run_each_once),
+        },
+        Clause {
+            id: "GR-MIG-6",
+            level: Level::Info,
+            promise: "With migrations registered and the database unreachable, the process exits (FATAL creating gofr_migrations).",
+            doc: DocRef::at("pkg/gofr/migration/migration.go", "Run"),
+            method: "Boot against a Postgres proxy that resets every connection; record exit status and the FATAL line.",
+            needs: Needs::POSTGRES,
+            check: check!(unreachable_database),
+        },
+        Clause {
+            id: "GR-MIG-7",
+            level: Level::Info,
+            promise: "With no datasource configured, migrations are skipped with an ERROR and the app keeps running.",
+            doc: DocRef::at("pkg/gofr/migration/migration.go", "Run"),
+            method: "Boot with no DB_* at all; record the ERROR line and whether the app serves.",
+            needs: Needs::POSTGRES,
+            check: check!(no_datasource),
+        },
+        Clause {
+            id: "GR-MIG-8",
+            level: Level::Info,
+            promise: "A never-run key lower than the highest applied one is skipped for ever.",
+            doc: DocRef::at("pkg/gofr/migration/migration.go", "runMigrations"),
+            method: "Boot with key 7; then with keys 6, 7; then 6, 7, 8; record the log lines and which gap tables exist.",
+            needs: Needs::POSTGRES,
+            check: check!(gap_keys),
+        },
+        Clause {
+            id: "GR-MIG-9",
+            level: Level::Info,
+            promise: "A migration that never touches SQL is not recorded and re-runs on every boot.",
+            doc: DocRef::at("pkg/gofr/migration/sql.go", "commitMigration"),
+            method: "Boot twice with key 5 (returns nil without SQL); record each boot's `Migration 5 ran successfully` lines and whether record 5 exists.",
+            needs: Needs::POSTGRES,
+            check: check!(no_sql_migration),
+        },
     ]
 }
 

@@ -8,96 +8,79 @@ use harness::{ports, timeouts};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::{Cx, Db};
 
 /// GoFastr's PORT clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GF-PORT-1",
-            Level::Must,
-            "A bare numeric PORT is normalised to listen on every interface.",
-            DocRef {
-                page: "deploy.md",
-                heading: "Configuration (env)",
+        Clause {
+            id: "GF-PORT-1",
+            level: Level::Must,
+            promise: "A bare numeric PORT is normalised to listen on every interface.",
+            doc: DocRef::at("deploy.md", "Configuration (env)"),
+            method: "Boot with PORT=<n>; read the bound address of the listening socket from /proc; probe liveness on loopback.",
+            needs: Needs::NONE,
+            check: check!(bare_port_listens_everywhere),
+        },
+        Clause {
+            id: "GF-PORT-2",
+            level: Level::Must,
+            promise: "With PORT unset, the app listens on :8080 (every interface).",
+            doc: DocRef::at("deploy.md", "The single-binary model"),
+            method: "Boot with PORT unset; expect a socket bound to the unspecified address on port 8080.",
+            needs: Needs::NONE,
+            check: check!(default_port_listens_everywhere),
+        },
+        Clause {
+            id: "GF-PORT-3",
+            level: Level::Must,
+            promise: "An explicit host:port or :port in PORT is honoured verbatim.",
+            doc: DocRef::at("deploy.md", "Configuration (env)"),
+            method: "Boot with PORT=127.0.0.1:<n> (expect loopback only) and with PORT=:<n> (expect every interface).",
+            needs: Needs::NONE,
+            check: check!(explicit_address_is_verbatim),
+        },
+        Clause {
+            id: "GF-PORT-4",
+            level: Level::Should,
+            promise: "The listener binds last: while boot migration waits, nothing listens.",
+            doc: DocRef::at("framework/app.go", "OnReady: every earlier phase has already succeeded"),
+            method: "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
+            needs: Needs {
+                services: &[Service::Postgres],
+                knobs: &[Knob::EntityTable],
+                ..Needs::NONE
             },
-            "Boot with PORT=<n>; read the bound address of the listening socket from /proc; probe liveness on loopback.",
-            &[],
-            check!(bare_port_listens_everywhere),
-        ),
-        Clause::new(
-            "GF-PORT-2",
-            Level::Must,
-            "With PORT unset, the app listens on :8080 (every interface).",
-            DocRef {
-                page: "deploy.md",
-                heading: "The single-binary model",
-            },
-            "Boot with PORT unset; expect a socket bound to the unspecified address on port 8080.",
-            &[],
-            check!(default_port_listens_everywhere),
-        ),
-        Clause::new(
-            "GF-PORT-3",
-            Level::Must,
-            "An explicit host:port or :port in PORT is honoured verbatim.",
-            DocRef {
-                page: "deploy.md",
-                heading: "Configuration (env)",
-            },
-            "Boot with PORT=127.0.0.1:<n> (expect loopback only) and with PORT=:<n> (expect every interface).",
-            &[],
-            check!(explicit_address_is_verbatim),
-        ),
-        Clause::new(
-            "GF-PORT-4",
-            Level::Should,
-            "The listener binds last: while boot migration waits, nothing listens.",
-            DocRef {
-                page: "framework/app.go",
-                heading: "OnReady: every earlier phase has already succeeded",
-            },
-            "Hold GoFastr's migration advisory lock in the candidate's Postgres database, boot, wait until the candidate is seen polling for the lock, check no socket is bound, release the lock, expect liveness.",
-            &[Need::Postgres],
-            check!(crate::migration::waits_for_held_lock),
-        ),
-        Clause::new(
-            "GF-PORT-5",
-            Level::Info,
-            "A port already in use ends the process with an error (after migrations ran).",
-            DocRef {
-                page: "framework/app.go",
-                heading: "Start: listen and serve",
-            },
-            "Hold the port on loopback, boot on it, record exit status, the error line and whether the entity table was created.",
-            &[],
-            check!(port_in_use_gofastr),
-        ),
-        Clause::new(
-            "GF-PORT-6",
-            Level::Info,
-            "PORT=0 binds an ephemeral port and the banner reports the real one.",
-            DocRef {
-                page: "framework/app.go",
-                heading: "printStartupBanner",
-            },
-            "Boot with PORT=0, read the bound port from /proc and compare with the banner's Listening line.",
-            &[],
-            check!(ephemeral_port_banner),
-        ),
-        Clause::new(
-            "GF-PORT-7",
-            Level::Should,
-            "Inside a linked git worktree, Start remaps the requested port unless GOFASTR_ISOLATION=off.",
-            DocRef {
-                page: "isolation.md",
-                heading: "What is isolated",
-            },
-            "Run from a linked `git worktree` without GOFASTR_ISOLATION and expect a different port than requested; with GOFASTR_ISOLATION=off expect the requested one.",
-            &[],
-            check!(worktree_remaps_port),
-        ),
+            check: check!(crate::migration::waits_for_held_lock),
+        },
+        Clause {
+            id: "GF-PORT-5",
+            level: Level::Info,
+            promise: "A port already in use ends the process with an error (after migrations ran).",
+            doc: DocRef::at("framework/app.go", "Start: listen and serve"),
+            method: "Hold the port on loopback, boot on it, record exit status, the error line and whether the entity table was created.",
+            needs: Needs::NONE,
+            check: check!(port_in_use_gofastr),
+        },
+        Clause {
+            id: "GF-PORT-6",
+            level: Level::Info,
+            promise: "PORT=0 binds an ephemeral port and the banner reports the real one.",
+            doc: DocRef::at("framework/app.go", "printStartupBanner"),
+            method: "Boot with PORT=0, read the bound port from /proc and compare with the banner's Listening line.",
+            needs: Needs::NONE,
+            check: check!(ephemeral_port_banner),
+        },
+        Clause {
+            id: "GF-PORT-7",
+            level: Level::Should,
+            promise: "Inside a linked git worktree, Start remaps the requested port unless GOFASTR_ISOLATION=off.",
+            doc: DocRef::at("isolation.md", "What is isolated"),
+            method: "Run from a linked `git worktree` without GOFASTR_ISOLATION and expect a different port than requested; with GOFASTR_ISOLATION=off expect the requested one.",
+            needs: Needs::NONE,
+            check: check!(worktree_remaps_port),
+        },
     ]
 }
 
@@ -205,27 +188,23 @@ async fn worktree_remaps_port(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 /// Make `cwd` a linked worktree of a fresh repository created beside it.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "git prepares the worktree fixture; it is not a candidate"
-)]
 fn linked_worktree(root: &std::path::Path, cwd: &std::path::Path) -> Result<(), Failure> {
     let repo = root.join("repo");
     let git = |args: &[&str], dir: &std::path::Path| -> Result<(), Failure> {
-        let out = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=conform",
-                "-c",
-                "user.email=conform@localhost",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", root)
-            .output()
+        let mut git = harness::process::command("git");
+        git.args([
+            "-c",
+            "user.name=conform",
+            "-c",
+            "user.email=conform@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", root);
+        let out = harness::process::output(&mut git, timeouts::LOCAL_TOOL)
             .map_err(|e| Failure::harness(format!("running git: {e} (git is needed for GF-PORT-7)")))?;
         if out.status.success() {
             Ok(())

@@ -10,72 +10,57 @@ use harness::verdict::{Failure, Level};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{Cx, Db};
 
 /// GoFr's PORT clauses.
 pub(super) fn clauses() -> Vec<Clause> {
     vec![
-        Clause::new(
-            "GR-PORT-1",
-            Level::Must,
-            "HTTP_PORT sets the listen port on every interface; unset, it is 8000.",
-            DocRef {
-                page: "references/configs",
-                heading: "App: HTTP_PORT (default 8000)",
-            },
-            "Boot with HTTP_PORT=<n> and with it unset; read bound addresses from /proc; probe liveness. Odd values (0, -5, abc, ' 8001') are recorded, not graded.",
-            &[],
-            check!(gofr_http_port),
-        ),
-        Clause::new(
-            "GR-PORT-2",
-            Level::Must,
-            "Metrics are served on METRICS_PORT (default 2121); METRICS_PORT=0 disables the metrics server.",
-            DocRef {
-                page: "quick-start/observability",
-                heading: "Disabling the Metrics Server",
-            },
-            "Boot with METRICS_PORT unset (expect /metrics on 2121) and with METRICS_PORT=0 (expect the log line and no metrics listener).",
-            &[],
-            check!(gofr_metrics_port),
-        ),
-        Clause::new(
-            "GR-PORT-5",
-            Level::Must,
-            "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
-            DocRef {
-                page: "references/configs",
-                heading: "HTTP: CERT_FILE, KEY_FILE",
-            },
-            "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
-            &[],
-            check!(gofr_https),
-        ),
-        Clause::new(
-            "GR-PORT-3",
-            Level::Info,
-            "A busy HTTP or metrics port is fatal at boot (exit 1).",
-            DocRef {
-                page: "pkg/gofr/factory.go",
-                heading: "initMetricsServer",
-            },
-            "Hold the metrics port, then the HTTP port, on loopback; record exit status and the FATAL line.",
-            &[],
-            check!(gofr_busy_ports),
-        ),
-        Clause::new(
-            "GR-PORT-4",
-            Level::Info,
-            "An HTTP_PORT that passes the busy check but cannot be bound leaves the process running.",
-            DocRef {
-                page: "pkg/gofr/http_server.go",
-                heading: "Run",
-            },
-            "Boot with HTTP_PORT=70000; wait for the listen error line; record whether the process still runs with only its metrics listener.",
-            &[],
-            check!(gofr_unbindable_port),
-        ),
+        Clause {
+            id: "GR-PORT-1",
+            level: Level::Must,
+            promise: "HTTP_PORT sets the listen port on every interface; unset, it is 8000.",
+            doc: DocRef::at("references/configs", "App: HTTP_PORT (default 8000)"),
+            method: "Boot with HTTP_PORT=<n> and with it unset; read bound addresses from /proc; probe liveness. Odd values (0, -5, abc, ' 8001') are recorded, not graded.",
+            needs: Needs::NONE,
+            check: check!(gofr_http_port),
+        },
+        Clause {
+            id: "GR-PORT-2",
+            level: Level::Must,
+            promise: "Metrics are served on METRICS_PORT (default 2121); METRICS_PORT=0 disables the metrics server.",
+            doc: DocRef::at("quick-start/observability", "Disabling the Metrics Server"),
+            method: "Boot with METRICS_PORT unset (expect /metrics on 2121) and with METRICS_PORT=0 (expect the log line and no metrics listener).",
+            needs: Needs::NONE,
+            check: check!(gofr_metrics_port),
+        },
+        Clause {
+            id: "GR-PORT-5",
+            level: Level::Must,
+            promise: "With CERT_FILE and KEY_FILE set, the server speaks TLS on HTTP_PORT with that certificate.",
+            doc: DocRef::at("references/configs", "HTTP: CERT_FILE, KEY_FILE"),
+            method: "Give the candidate a fresh self-signed certificate; complete a TLS handshake on HTTP_PORT trusting only that certificate and GET the liveness probe. A missing certificate file is recorded (log line, whether it exits).",
+            needs: Needs::NONE,
+            check: check!(gofr_https),
+        },
+        Clause {
+            id: "GR-PORT-3",
+            level: Level::Info,
+            promise: "A busy HTTP or metrics port is fatal at boot (exit 1).",
+            doc: DocRef::at("pkg/gofr/factory.go", "initMetricsServer"),
+            method: "Hold the metrics port, then the HTTP port, on loopback; record exit status and the FATAL line.",
+            needs: Needs::NONE,
+            check: check!(gofr_busy_ports),
+        },
+        Clause {
+            id: "GR-PORT-4",
+            level: Level::Info,
+            promise: "An HTTP_PORT that passes the busy check but cannot be bound leaves the process running.",
+            doc: DocRef::at("pkg/gofr/http_server.go", "Run"),
+            method: "Boot with HTTP_PORT=70000; wait for the listen error line; record whether the process still runs with only its metrics listener.",
+            needs: Needs::NONE,
+            check: check!(gofr_unbindable_port),
+        },
     ]
 }
 

@@ -20,6 +20,7 @@ use harness::running::{Exit, ExitStatus, Signal};
 use harness::sockets;
 use harness::verdict::Failure;
 
+use engine::clause::Knob;
 use engine::cx::{App, Cx, Db};
 
 /// How long after the deadline the process may take to be gone. Go's `Server.Shutdown` polls
@@ -122,25 +123,12 @@ pub(super) fn deadline_env(cx: &Cx) -> Result<String, Failure> {
     if let Some(var) = cx.profile().shutdown_timeout_env {
         return Ok(var.to_string());
     }
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .shutdown_timeout_env
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob shutdown_timeout_env"))
+    cx.knob(Knob::ShutdownTimeoutEnv)
 }
 
 /// The slow endpoint's path for a request of `length`.
 pub(super) fn slow_path(cx: &Cx, length: Duration) -> Result<String, Failure> {
-    let template = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .slow_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob slow_endpoint"))?;
+    let template = cx.knob(Knob::SlowEndpoint)?;
     Ok(template.replace("{ms}", &length.as_millis().to_string()))
 }
 
@@ -171,14 +159,11 @@ pub(super) async fn run(cx: &mut Cx, case: &DrainCase) -> Result<Drained, Failur
         (true, None) => return Err(Failure::harness("this framework has no separate metrics server")),
     };
     let slow = slow_path(cx, case.request)?;
+    // The stream is optional to every clause: a case holds it open only where the candidate
+    // has one (see `forced_drain`), so it is read as an optional knob here.
     let stream = if case.stream {
         Some(
-            cx.target()
-                .candidate
-                .manifest
-                .knobs
-                .stream_endpoint
-                .clone()
+            cx.optional_knob(Knob::StreamEndpoint)
                 .ok_or_else(|| Failure::harness("the candidate manifest needs the knob stream_endpoint"))?,
         )
     } else {

@@ -16,6 +16,7 @@ use harness::verdict::Failure;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::drain::{self, EXIT_MARGIN, FORCE_EARLY};
+use engine::clause::Knob;
 use engine::cx::{Cx, Db};
 use engine::repeat;
 
@@ -164,11 +165,7 @@ const DEFAULT_ACTION: Duration = Duration::from_secs(5);
 /// GF-SHUT-6: `DisableSignalHandling` hands SIGTERM back to Go's default action (death by the
 /// signal, no drain), unless the app installs its own handler. Recorded, not graded.
 pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
-    let Some(knob) = cx.target().candidate.manifest.knobs.signal_handling_off_env.clone() else {
-        return Err(Failure::harness(
-            "the candidate manifest needs the knob signal_handling_off_env",
-        ));
-    };
+    let knob = cx.knob(Knob::SignalHandlingOffEnv)?;
     let db = cx.database(Db::Sqlite).await?;
     let mut app = cx
         .boot_with(Some(&db), |spec| {
@@ -202,11 +199,7 @@ pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 pub(super) async fn server_deadlines(cx: &mut Cx) -> Result<(), Failure> {
-    let Some(var) = cx.target().candidate.manifest.knobs.request_timeout_env.clone() else {
-        return Err(Failure::harness(
-            "the candidate manifest needs the knob request_timeout_env",
-        ));
-    };
+    let var = cx.knob(Knob::RequestTimeoutEnv)?;
     let slow = drain::slow_path(cx, Duration::from_secs(5))?;
     let db = cx.database(Db::Sqlite).await?;
     let app = cx
@@ -314,11 +307,7 @@ pub(super) async fn gofr_final_log(cx: &mut Cx) -> Result<(), Failure> {
 
 /// GR-SHUT-9: the failing OnStart hook.
 pub(super) async fn gofr_onstart_failure(cx: &mut Cx) -> Result<(), Failure> {
-    let Some(var) = cx.target().candidate.manifest.knobs.fail_on_start_env.clone() else {
-        return Err(Failure::harness(
-            "the candidate manifest needs the knob fail_on_start_env",
-        ));
-    };
+    let var = cx.knob(Knob::FailOnStartEnv)?;
     let db = cx.database(Db::Sqlite).await?;
     let mut spec = cx.spec(Some(&db))?;
     spec.set(&var, "1");

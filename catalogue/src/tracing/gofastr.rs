@@ -13,7 +13,7 @@ use harness::verdict::{Failure, Level};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::Cx;
 
 /// The page every GoFastr tracing promise is on.
@@ -21,58 +21,72 @@ const PAGE: &str = "observability.md";
 
 /// GoFastr's TRACE clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, heading, method, check| {
-        Clause::new(
-            id,
-            level,
-            promise,
-            DocRef { page: PAGE, heading },
-            method,
-            &[engine::clause::Need::Otlp],
-            check,
-        )
-    };
     vec![
-        clause(
-            "GF-TRACE-1",
-            Level::Must,
-            "Each request produces one SERVER span named `HTTP {method} {route}` (e.g. `HTTP GET /api/posts/{id}`) with http.method, http.route (the matched pattern), http.status_code and http.target; status >= 500 sets span status Error; spans buffered by the batcher are flushed at shutdown (OnStop -> TracerProvider.Shutdown).",
-            "Span shape",
-            "OTLP/HTTP to the harness receiver with a ten-minute batch delay; GET the parameterised route, the 500 route and an unknown path; SIGTERM; once the process has exited, every request's span must have arrived (the flush) and carry the documented name, kind, attributes and status.",
-            check!(span_shape),
-        ),
-        clause(
-            "GF-TRACE-2",
-            Level::Must,
-            "An incoming W3C traceparent is extracted: the request's span continues that trace as a child of the upstream span.",
-            "Span shape",
-            "OTLP/gRPC to the harness receiver; GET the parameterised route with a generated sampled traceparent; wait for the spans of that trace; one must be the SERVER span whose parent is the upstream span id.",
-            check!(continues_traceparent),
-        ),
-        clause(
-            "GF-TRACE-3",
-            Level::Must,
-            "The framework exports nothing by itself: without an app-installed TracerProvider no span leaves the process, whatever OTEL_* says.",
-            "Exporting traces to a collector (OTLP)",
-            "OTEL_EXPORTER_OTLP_ENDPOINT and _PROTOCOL point at the harness receiver, but the candidate's tracer_off_env knob keeps its provider out; make requests, SIGTERM, and once the process has exited expect no export request and no span.",
-            check!(no_export_without_provider),
-        ),
-        clause(
-            "GF-TRACE-4",
-            Level::Info,
-            "Observed: whether the probes and /metrics produce spans (they run inside the default middleware chain, GF-HEALTH-5).",
-            "Span shape",
-            "OTLP/gRPC; GET liveness, readiness and /metrics, then a sampled sentinel request; once the sentinel's span arrived, record the spans of the three paths.",
-            check!(probes_traced),
-        ),
-        clause(
-            "GF-TRACE-5",
-            Level::Info,
-            "Observed: whether responses carry an injected traceparent (the middleware injects after the handler has written).",
-            "Span shape",
-            "OTLP/gRPC; GET the parameterised route with a sampled traceparent and the 500 route without; record the traceparent and tracestate response headers.",
-            check!(response_injection),
-        ),
+        Clause {
+            id: "GF-TRACE-1",
+            level: Level::Must,
+            promise: "Each request produces one SERVER span named `HTTP {method} {route}` (e.g. `HTTP GET /api/posts/{id}`) with http.method, http.route (the matched pattern), http.status_code and http.target; status >= 500 sets span status Error; spans buffered by the batcher are flushed at shutdown (OnStop -> TracerProvider.Shutdown).",
+            doc: DocRef::at(PAGE, "Span shape"),
+            method: "OTLP/HTTP to the harness receiver with a ten-minute batch delay; GET the parameterised route, the 500 route and an unknown path; SIGTERM; once the process has exited, every request's span must have arrived (the flush) and carry the documented name, kind, attributes and status.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(span_shape),
+        },
+        Clause {
+            id: "GF-TRACE-2",
+            level: Level::Must,
+            promise: "An incoming W3C traceparent is extracted: the request's span continues that trace as a child of the upstream span.",
+            doc: DocRef::at(PAGE, "Span shape"),
+            method: "OTLP/gRPC to the harness receiver; GET the parameterised route with a generated sampled traceparent; wait for the spans of that trace; one must be the SERVER span whose parent is the upstream span id.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(continues_traceparent),
+        },
+        Clause {
+            id: "GF-TRACE-3",
+            level: Level::Must,
+            promise: "The framework exports nothing by itself: without an app-installed TracerProvider no span leaves the process, whatever OTEL_* says.",
+            doc: DocRef::at(PAGE, "Exporting traces to a collector (OTLP)"),
+            method: "OTEL_EXPORTER_OTLP_ENDPOINT and _PROTOCOL point at the harness receiver, but the candidate's tracer_off_env knob keeps its provider out; make requests, SIGTERM, and once the process has exited expect no export request and no span.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::TracerOffEnv, Knob::ParamEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(no_export_without_provider),
+        },
+        Clause {
+            id: "GF-TRACE-4",
+            level: Level::Info,
+            promise: "Observed: whether the probes and /metrics produce spans (they run inside the default middleware chain, GF-HEALTH-5).",
+            doc: DocRef::at(PAGE, "Span shape"),
+            method: "OTLP/gRPC; GET liveness, readiness and /metrics, then a sampled sentinel request; once the sentinel's span arrived, record the spans of the three paths.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(probes_traced),
+        },
+        Clause {
+            id: "GF-TRACE-5",
+            level: Level::Info,
+            promise: "Observed: whether responses carry an injected traceparent (the middleware injects after the handler has written).",
+            doc: DocRef::at(PAGE, "Span shape"),
+            method: "OTLP/gRPC; GET the parameterised route with a sampled traceparent and the 500 route without; record the traceparent and tracestate response headers.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint, Knob::ErrorEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(response_injection),
+        },
     ]
 }
 
@@ -85,13 +99,7 @@ fn span_for<'a>(spans: &'a [ReceivedSpan], path: &str) -> Option<&'a ReceivedSpa
 
 /// The candidate's 500 route, or a harness error.
 fn error_path(cx: &Cx) -> Result<String, Failure> {
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .error_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob error_endpoint"))
+    cx.knob(Knob::ErrorEndpoint)
 }
 
 async fn span_shape(cx: &mut Cx) -> Result<(), Failure> {
@@ -208,9 +216,7 @@ async fn continues_traceparent(cx: &mut Cx) -> Result<(), Failure> {
 }
 
 async fn no_export_without_provider(cx: &mut Cx) -> Result<(), Failure> {
-    let Some(off) = cx.target().candidate.manifest.knobs.tracer_off_env.clone() else {
-        return Err(Failure::harness("the candidate manifest needs the knob tracer_off_env"));
-    };
+    let off = cx.knob(Knob::TracerOffEnv)?;
     let path = fill(&param_template(cx)?, "42");
     let liveness = cx.profile().liveness;
     let mut traced = boot_traced(cx, Some(Transport::HttpProtobuf), Delivery::WhileRunning, |spec, _| {

@@ -21,7 +21,7 @@ use harness::verdict::{Failure, Level};
 
 use super::*;
 use engine::check;
-use engine::clause::{Clause, DocRef, Need};
+use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::Cx;
 
 /// The plain route every GoFr scenario traces (the reference candidate's `GET /hello`).
@@ -36,109 +36,130 @@ const REQUEST_LOG: Duration = Duration::from_secs(5);
 
 /// GoFr's TRC clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let clause = |id, level, promise, page, heading, method, check| {
-        Clause::new(
-            id,
-            level,
-            promise,
-            DocRef { page, heading },
-            method,
-            &[Need::Otlp],
-            check,
-        )
-    };
     const PROD: &str = "guides/production-tracing";
     vec![
-        clause(
-            "GR-TRC-1",
-            Level::Must,
-            "Tracing is off unless TRACE_EXPORTER is set (debug log `tracing is disabled, as configs are not provided` when neither it nor TRACER_URL is); with TRACE_EXPORTER=otlp and TRACER_URL it logs `Exporting traces to otlp at <url>` and exports.",
-            PROD,
-            "Configuration",
-            "Boot four times: nothing set (LOG_LEVEL=DEBUG, look for the log line); only TRACER_URL (GET /hello, then no span may arrive within the stated window); only TRACE_EXPORTER (the app serves; its log is recorded); both (the log line, and /hello's span arrives). Exporter name upper-cased is recorded.",
-            check!(enablement),
-        ),
-        clause(
-            "GR-TRC-2",
-            Level::Must,
-            "TRACE_EXPORTER=otlp with TRACER_URL as a bare host:port delivers spans to an OTLP collector over gRPC, in plaintext.",
-            PROD,
-            "Set TRACER_URL",
-            "TRACER_URL=127.0.0.1:<receiver gRPC port>; GET /hello; its span must arrive through the gRPC listener. The `http://` form is then booted and recorded (the docs disagree on it, D-9).",
-            check!(grpc_bare_host_port),
-        ),
-        clause(
-            "GR-TRC-3",
-            Level::Must,
-            "Exported spans carry the resource attribute service.name = APP_NAME.",
-            PROD,
-            "Production tips",
-            "APP_NAME set to a generated name; GET /hello; every span's resource service.name must equal it. OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are then set too and what wins is recorded.",
-            check!(service_name),
-        ),
-        clause(
-            "GR-TRC-4",
-            Level::Must,
-            "The sampler is ParentBased(TraceIDRatioBased(TRACER_RATIO)), default 1: ratio 0 exports no new trace, an upstream sampling decision is honoured either way, and an unusable ratio leaves the default.",
-            PROD,
-            "Configuration",
-            "Per TRACER_RATIO (0, 1, abc) one boot: GET /hello without a traceparent and with sampled or unsampled ones, then a sampled sentinel; once the sentinel's span arrived, each request's trace (its X-Correlation-ID or traceparent) must be exported or not as documented.",
-            check!(super::gofr_spans::sampling),
-        ),
-        clause(
-            "GR-TRC-5",
-            Level::Must,
-            "W3C traceparent is honoured on incoming requests (spans continue the trace), and every response carries X-Correlation-ID, the trace ID.",
-            "guides/distributed-tracing",
-            "What GoFr propagates",
-            "GET /hello with a sampled traceparent: spans in that trace, one a child of the upstream span, X-Correlation-ID equal to it. Without one: X-Correlation-ID is 32 hex and is the exported span's trace id; 404 and 500 responses carry it too; with tracing off it is still set.",
-            check!(super::gofr_spans::propagation),
-        ),
-        clause(
-            "GR-TRC-6",
-            Level::Info,
-            "Observed: the span tree of one request in v1.56.6 (names, kinds, scopes, parents), with and without an incoming traceparent.",
-            "guides/distributed-tracing",
-            "Common gotchas",
-            "GET the parameterised route without and with a traceparent, then a sentinel; record every span of both traces.",
-            check!(super::gofr_spans::span_tree),
-        ),
-        clause(
-            "GR-TRC-7",
-            Level::Must,
-            "Datasource operations are traced: a handler's context-aware SQL query produces a span in the request's trace, and migrations are recorded as spans.",
-            PROD,
-            "What GoFr traces automatically",
-            "Boot on a fresh SQLite file (migrations run); GET the parameterised route (QueryRowContext with the request context) with a traceparent; after a sentinel, expect a SQL span in that trace and a span for the migrations.",
-            check!(super::gofr_spans::sql_spans),
-        ),
-        clause(
-            "GR-TRC-8",
-            Level::Info,
-            "Observed: OTEL_BSP_SCHEDULE_DELAY paces the export, and whether OTEL_EXPORTER_OTLP_HEADERS reaches the collector.",
-            PROD,
-            "Configuration",
-            "200 ms batch delay and OTEL_EXPORTER_OTLP_HEADERS=x-conform-otel=on; GET /hello; record the time until its span arrived and the export's metadata.",
-            check!(export_timing),
-        ),
-        clause(
-            "GR-TRC-9",
-            Level::Must,
-            "TRACER_HEADERS (`K1=v1,K2=v2`) are sent as exporter headers, TRACER_AUTH_KEY as the Authorization header, and TRACER_HEADERS takes priority over TRACER_AUTH_KEY.",
-            "references/configs",
-            "TRACER_HEADERS",
-            "Three boots (headers; auth key; both, with an Authorization in TRACER_HEADERS); GET /hello; the gRPC export's metadata must carry the documented headers.",
-            check!(exporter_headers),
-        ),
-        clause(
-            "GR-TRC-10",
-            Level::Info,
-            "Observed: an unsupported TRACE_EXPORTER with TRACER_URL set: the app keeps serving and exports nothing.",
-            "references/configs",
-            "TRACE_EXPORTER",
-            "TRACE_EXPORTER=conform-unsupported and TRACER_URL at the receiver; GET /hello; record the error log and whether any span arrives within the stated window.",
-            check!(unsupported_exporter),
-        ),
+        Clause {
+            id: "GR-TRC-1",
+            level: Level::Must,
+            promise: "Tracing is off unless TRACE_EXPORTER is set (debug log `tracing is disabled, as configs are not provided` when neither it nor TRACER_URL is); with TRACE_EXPORTER=otlp and TRACER_URL it logs `Exporting traces to otlp at <url>` and exports.",
+            doc: DocRef::at(PROD, "Configuration"),
+            method: "Boot four times: nothing set (LOG_LEVEL=DEBUG, look for the log line); only TRACER_URL (GET /hello, then no span may arrive within the stated window); only TRACE_EXPORTER (the app serves; its log is recorded); both (the log line, and /hello's span arrives). Exporter name upper-cased is recorded.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(enablement),
+        },
+        Clause {
+            id: "GR-TRC-2",
+            level: Level::Must,
+            promise: "TRACE_EXPORTER=otlp with TRACER_URL as a bare host:port delivers spans to an OTLP collector over gRPC, in plaintext.",
+            doc: DocRef::at(PROD, "Set TRACER_URL"),
+            method: "TRACER_URL=127.0.0.1:<receiver gRPC port>; GET /hello; its span must arrive through the gRPC listener. The `http://` form is then booted and recorded (the docs disagree on it, D-9).",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(grpc_bare_host_port),
+        },
+        Clause {
+            id: "GR-TRC-3",
+            level: Level::Must,
+            promise: "Exported spans carry the resource attribute service.name = APP_NAME.",
+            doc: DocRef::at(PROD, "Production tips"),
+            method: "APP_NAME set to a generated name; GET /hello; every span's resource service.name must equal it. OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are then set too and what wins is recorded.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(service_name),
+        },
+        Clause {
+            id: "GR-TRC-4",
+            level: Level::Must,
+            promise: "The sampler is ParentBased(TraceIDRatioBased(TRACER_RATIO)), default 1: ratio 0 exports no new trace, an upstream sampling decision is honoured either way, and an unusable ratio leaves the default.",
+            doc: DocRef::at(PROD, "Configuration"),
+            method: "Per TRACER_RATIO (0, 1, abc) one boot: GET /hello without a traceparent and with sampled or unsampled ones, then a sampled sentinel; once the sentinel's span arrived, each request's trace (its X-Correlation-ID or traceparent) must be exported or not as documented.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(super::gofr_spans::sampling),
+        },
+        Clause {
+            id: "GR-TRC-5",
+            level: Level::Must,
+            promise: "W3C traceparent is honoured on incoming requests (spans continue the trace), and every response carries X-Correlation-ID, the trace ID.",
+            doc: DocRef::at("guides/distributed-tracing", "What GoFr propagates"),
+            method: "GET /hello with a sampled traceparent: spans in that trace, one a child of the upstream span, X-Correlation-ID equal to it. Without one: X-Correlation-ID is 32 hex and is the exported span's trace id; 404 and 500 responses carry it too; with tracing off it is still set.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(super::gofr_spans::propagation),
+        },
+        Clause {
+            id: "GR-TRC-6",
+            level: Level::Info,
+            promise: "Observed: the span tree of one request in v1.56.6 (names, kinds, scopes, parents), with and without an incoming traceparent.",
+            doc: DocRef::at("guides/distributed-tracing", "Common gotchas"),
+            method: "GET the parameterised route without and with a traceparent, then a sentinel; record every span of both traces.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(super::gofr_spans::span_tree),
+        },
+        Clause {
+            id: "GR-TRC-7",
+            level: Level::Must,
+            promise: "Datasource operations are traced: a handler's context-aware SQL query produces a span in the request's trace, and migrations are recorded as spans.",
+            doc: DocRef::at(PROD, "What GoFr traces automatically"),
+            method: "Boot on a fresh SQLite file (migrations run); GET the parameterised route (QueryRowContext with the request context) with a traceparent; after a sentinel, expect a SQL span in that trace and a span for the migrations.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                knobs: &[Knob::ParamEndpoint],
+                ..Needs::NONE
+            },
+            check: check!(super::gofr_spans::sql_spans),
+        },
+        Clause {
+            id: "GR-TRC-8",
+            level: Level::Info,
+            promise: "Observed: OTEL_BSP_SCHEDULE_DELAY paces the export, and whether OTEL_EXPORTER_OTLP_HEADERS reaches the collector.",
+            doc: DocRef::at(PROD, "Configuration"),
+            method: "200 ms batch delay and OTEL_EXPORTER_OTLP_HEADERS=x-conform-otel=on; GET /hello; record the time until its span arrived and the export's metadata.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(export_timing),
+        },
+        Clause {
+            id: "GR-TRC-9",
+            level: Level::Must,
+            promise: "TRACER_HEADERS (`K1=v1,K2=v2`) are sent as exporter headers, TRACER_AUTH_KEY as the Authorization header, and TRACER_HEADERS takes priority over TRACER_AUTH_KEY.",
+            doc: DocRef::at("references/configs", "TRACER_HEADERS"),
+            method: "Three boots (headers; auth key; both, with an Authorization in TRACER_HEADERS); GET /hello; the gRPC export's metadata must carry the documented headers.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(exporter_headers),
+        },
+        Clause {
+            id: "GR-TRC-10",
+            level: Level::Info,
+            promise: "Observed: an unsupported TRACE_EXPORTER with TRACER_URL set: the app keeps serving and exports nothing.",
+            doc: DocRef::at("references/configs", "TRACE_EXPORTER"),
+            method: "TRACE_EXPORTER=conform-unsupported and TRACER_URL at the receiver; GET /hello; record the error log and whether any span arrives within the stated window.",
+            needs: Needs {
+                services: &[Service::Otlp],
+                ..Needs::NONE
+            },
+            check: check!(unsupported_exporter),
+        },
     ]
 }
 

@@ -10,6 +10,7 @@ use harness::verdict::Failure;
 
 use super::gofr::{CORRELATION, HELLO, correlation, log_line};
 use super::*;
+use engine::clause::Knob;
 use engine::cx::Cx;
 
 /// One sampling case: the `traceparent` sent (none, sampled, unsampled) and whether the
@@ -129,14 +130,8 @@ pub(super) async fn propagation(cx: &mut Cx) -> Result<(), Failure> {
         );
     }
     let t = seen.traced;
-    let error = cx
-        .target()
-        .candidate
-        .manifest
-        .knobs
-        .error_endpoint
-        .clone()
-        .unwrap_or_else(|| "/error".into());
+    // Optional: without the knob, the reference candidate's `/error` is asked.
+    let error = cx.optional_knob(Knob::ErrorEndpoint).unwrap_or_else(|| "/error".into());
     let unknown = format!("/conform-unknown-{}", random_hex(4)?);
     let mut plain = None;
     for path in [HELLO, unknown.as_str(), error.as_str()] {

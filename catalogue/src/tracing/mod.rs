@@ -39,7 +39,7 @@ use harness::probe::Exchange;
 use harness::service::otlp::{OtlpReceiver, OtlpSink, ReceivedSpan, Transport};
 use harness::verdict::Failure;
 
-use engine::clause::Clause;
+use engine::clause::{Clause, Knob};
 use engine::cx::{App, Attached, Cx, Db, Spec};
 
 /// The OTel SDK variable setting the batch span processor's export interval (milliseconds).
@@ -372,13 +372,7 @@ fn fill(template: &str, value: &str) -> String {
 
 /// The candidate's route with a path parameter, as a template, or a harness error.
 fn param_template(cx: &Cx) -> Result<String, Failure> {
-    cx.target()
-        .candidate
-        .manifest
-        .knobs
-        .param_endpoint
-        .clone()
-        .ok_or_else(|| Failure::harness("the candidate manifest needs the knob param_endpoint"))
+    cx.knob(Knob::ParamEndpoint)
 }
 
 /// Collects every broken expectation of a scenario, so one run reports all of them.
