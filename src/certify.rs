@@ -5,23 +5,24 @@
 //! candidate) once all are. Exit codes combine over candidates: any failed must clause wins, then
 //! anything the harness could not judge.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use engine::certify::{self, PrepareError, RunInfo};
+use engine::certify;
 use engine::clause::Clause;
-use engine::mutant::Mutant;
+use engine::plan::{Event, Observer, Plan, PlanSpec, Role, RunFacts, Settings, Subject, combine};
+use engine::run::Observer as _;
 use engine::services::Services;
-use futures::StreamExt;
 use harness::candidate::BuildCache;
-use harness::report::kills::{KillMatrix, MutantReport};
-use harness::report::{EXIT_FAILED, EXIT_NOT_JUDGED, EXIT_USAGE, Report};
+use harness::report::kills::KillMatrix;
+use harness::report::{EXIT_NOT_JUDGED, EXIT_USAGE, ParityRow, Report};
 use harness::service::Provider;
 use harness::service::collector::{self, CollectorMode};
 use harness::service::docker::{self, DockerError};
 use harness::service::postgres::ContainerOptions;
-use harness::verdict::{Failure, Verdict};
+use harness::verdict::Failure;
 
 use crate::ProviderArg;
 use crate::output::Output;
@@ -122,151 +123,47 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
         }
     }
     let parity = catalogue::parity::rows();
-    let mut reports = Vec::new();
-    let mut worst = 0;
-    for (candidate, framework) in loaded {
-        let clauses: Vec<Clause> = catalogue::clauses_for(framework)
-            .into_iter()
-            .filter(|c| options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
-            .filter(|c| options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area())))
-            .collect();
-        if clauses.is_empty() {
-            eprintln!("conform: no {} clause matches the filter", framework.name());
-            return EXIT_USAGE;
+    let catalogue = catalogue::registry();
+    let select = |c: &Clause| {
+        (options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
+            && (options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area())))
+    };
+    let plan = Plan::new(PlanSpec {
+        candidates: loaded,
+        catalogue: &catalogue,
+        select: Some(&select),
+        mutants: options.mutants.as_deref(),
+        cache: &cache,
+    });
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("conform: {err}");
+            return EXIT_NOT_JUDGED;
         }
-        let info = RunInfo {
+    };
+    if let Some(empty) = plan.references().find(|s| s.clauses.is_empty()) {
+        eprintln!("conform: no {} clause matches the filter", empty.framework.name());
+        return EXIT_USAGE;
+    }
+    let settings = Settings {
+        parallel: options.parallel,
+        preflight: options.preflight,
+        facts: RunFacts {
             provider: provider.name().into(),
             collector: services.collector_description(),
-            command: command.clone(),
-            started: SystemTime::now(),
-            clock: Instant::now(),
-        };
-        let name = candidate.manifest.name.clone();
-        eprintln!(
-            "conform: building {name} ({} {}{})",
-            candidate.manifest.framework_module,
-            candidate.manifest.framework_version,
-            match &candidate.pinned_version {
-                Some(pinned) => format!(", not the manifest's pin {pinned}: module graph resolved afresh"),
-                None => String::new(),
-            }
-        );
-        let built = tokio::task::spawn_blocking({
-            let (cache, candidate) = (cache.clone(), candidate.clone());
-            move || certify::build(candidate, framework, &cache)
-        })
-        .await;
-        let target = match built {
-            Ok(Ok(t)) => t,
-            Ok(Err(PrepareError::Build(err))) => {
-                // The harness cannot judge a candidate it cannot build: every clause is an
-                // error carrying the build's own message, and the report says so.
-                eprintln!("conform: {err}");
-                let message = format!("the candidate could not be built: {err}");
-                let results = certify::unrun(
-                    &clauses,
-                    |_| Verdict::Error {
-                        message: message.clone(),
-                    },
-                    &Default::default(),
-                );
-                let report = certify::report(&candidate, framework, &clauses, "", &info, results);
-                worst = combine(worst, EXIT_NOT_JUDGED);
-                if !written(options.output.candidate(&report, &parity)) {
-                    worst = combine(worst, EXIT_NOT_JUDGED);
-                }
-                print_summary(&report, options.style);
-                reports.push(report);
-                continue;
-            }
-            Ok(Err(err)) => {
-                eprintln!("conform: {err}");
-                return EXIT_USAGE;
-            }
-            Err(err) => {
-                eprintln!("conform: build task failed: {err}");
-                return EXIT_NOT_JUDGED;
-            }
-        };
-        eprintln!(
-            "conform: {name}: {} ({}), {} clauses, {} at a time",
-            target.build.binary.display(),
-            if target.build.cached {
-                "cached".to_string()
-            } else {
-                format!("built in {:.1} s", target.build.took.as_secs_f64())
-            },
-            clauses.len(),
-            options.parallel
-        );
-        let results = if options.preflight {
-            match certify::preflight(target.clone(), services.clone()).await {
-                Ok(()) => None,
-                Err((why, evidence)) => {
-                    eprintln!("conform: {name} did not boot in preflight: {why}");
-                    eprintln!("conform: every clause is skipped; run with --no-preflight to grade them one by one");
-                    Some(certify::unrun(
-                        &clauses,
-                        |_| Verdict::Skip {
-                            reason: format!("preflight: the candidate did not boot: {why}"),
-                        },
-                        &evidence,
-                    ))
-                }
-            }
-        } else {
-            None
-        };
-        let preflight_failed = results.is_some();
-        let results = match results {
-            Some(r) => r,
-            None => {
-                let progress = Progress::new(options.style, &name, clauses.len());
-                let results =
-                    engine::run::run_clauses(&clauses, target.clone(), services.clone(), options.parallel, &progress)
-                        .await;
-                progress.finish();
-                results
-            }
-        };
-        let mut report = certify::report(
-            &target.candidate,
-            framework,
-            &clauses,
-            &target.build.source_hash,
-            &info,
-            results,
-        );
-        if let Some(dir) = &options.mutants {
-            match kill_matrix(dir, &target, &report, &services, options, &cache).await {
-                Ok(Some(matrix)) => {
-                    print_kill_summary(&matrix);
-                    report.kill_matrix = Some(matrix);
-                }
-                Ok(None) => eprintln!("conform: {name}: no mutant under {} is based on it", dir.display()),
-                Err(err) => {
-                    eprintln!("conform: {err}");
-                    worst = combine(worst, EXIT_NOT_JUDGED);
-                }
-            }
-        }
-        if !written(options.output.candidate(&report, &parity)) {
-            worst = combine(worst, EXIT_NOT_JUDGED);
-        }
-        print_summary(&report, options.style);
-        let code = if preflight_failed {
-            EXIT_FAILED
-        } else {
-            report.exit_code()
-        };
-        worst = combine(worst, code);
-        reports.push(report);
-    }
-    if !written(options.output.combined(&reports, &parity)) {
+            command,
+        },
+    };
+    let console = Console::new(options, &parity);
+    let certified = plan.certify(&services, &settings, &console).await;
+    let mut worst = certified.iter().fold(0, |worst, c| combine(worst, c.code));
+    if console.write_failed() {
         worst = combine(worst, EXIT_NOT_JUDGED);
     }
-    if let Some(startup) = services.postgres_startup() {
-        eprintln!("conform: Postgres started in {} ms", startup.as_millis());
+    let reports: Vec<Report> = certified.into_iter().map(|c| c.report).collect();
+    if !written(options.output.combined(&reports, &parity)) {
+        worst = combine(worst, EXIT_NOT_JUDGED);
     }
     match Arc::try_unwrap(services) {
         Ok(services) => services.shutdown().await,
@@ -304,15 +201,6 @@ fn at_release(
         .collect())
 }
 
-/// The exit code of several candidates: any failure wins, then any unjudged, else success.
-fn combine(worst: i32, code: i32) -> i32 {
-    if worst == EXIT_FAILED || code == EXIT_FAILED {
-        EXIT_FAILED
-    } else {
-        worst.max(code)
-    }
-}
-
 /// The provider a run uses. `docker` must find the engine and the image (else the run stops
 /// before anything is built, with the engine's address in the message); `auto` falls back to
 /// `native`, saying why.
@@ -338,82 +226,131 @@ async fn choose_provider(arg: ProviderArg, container: &ContainerOptions) -> Resu
     }
 }
 
-/// Run every mutant under `dir` whose base is `target`'s candidate, each on its own areas (and
-/// the run's filters), and compare with the reference's report. `None` when no mutant is based
-/// on this candidate.
-async fn kill_matrix(
-    dir: &std::path::Path,
-    target: &Arc<engine::cx::Target>,
-    reference: &Report,
-    services: &Arc<Services>,
-    options: &CertifyOptions,
-    cache: &BuildCache,
-) -> Result<Option<KillMatrix>, String> {
-    let candidates = target
-        .candidate
-        .dir
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", target.candidate.dir.display()))?;
-    let catalogue = &catalogue::registry();
-    let mutants: Vec<Mutant> = engine::mutant::load_all(dir, candidates)?
-        .into_iter()
-        .filter(|m| m.base_dir.canonicalize().is_ok_and(|d| d == target.candidate.dir))
-        .collect();
-    if mutants.is_empty() {
-        return Ok(None);
+/// What `certify` says and writes as the plan runs: the build and preflight lines, a progress
+/// display per subject, and each reference's reports as soon as it is done.
+struct Console<'a> {
+    options: &'a CertifyOptions,
+    parity: &'a [ParityRow],
+    progress: Mutex<BTreeMap<String, Progress>>,
+    write_failed: AtomicBool,
+    /// References whose mutants could not all be run.
+    mutants_failed: Mutex<Vec<String>>,
+}
+
+impl<'a> Console<'a> {
+    fn new(options: &'a CertifyOptions, parity: &'a [ParityRow]) -> Console<'a> {
+        Console {
+            options,
+            parity,
+            progress: Mutex::new(BTreeMap::new()),
+            write_failed: AtomicBool::new(false),
+            mutants_failed: Mutex::new(Vec::new()),
+        }
     }
-    // Mutants run `options.parallel` at a time (each with its clauses `options.parallel` at a
-    // time): a mutant's few clauses mostly wait on its candidate (a drain, a boot), so one mutant
-    // at a time leaves the machine idle. The reports keep the mutants' order.
-    let runs: Vec<Option<MutantReport>> = futures::stream::iter(mutants)
-        .map(|mutant| async move {
-            let clauses: Vec<Clause> = mutant
-                .clauses(catalogue)
-                .into_iter()
-                .filter(|c| reference.results.iter().any(|r| r.clause == c.id))
-                .collect();
-            if clauses.is_empty() {
-                return Ok(None);
+
+    /// True when a report could not be written.
+    fn write_failed(&self) -> bool {
+        self.write_failed.load(Ordering::SeqCst)
+    }
+
+    fn with_progress(&self, subject: &Subject, f: impl FnOnce(&Progress)) {
+        if let Some(p) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&subject.name)
+        {
+            f(p);
+        }
+    }
+}
+
+impl Observer for Console<'_> {
+    fn event(&self, event: Event<'_>) {
+        let style = self.options.style;
+        match event {
+            Event::Building(subject) if matches!(subject.role, Role::Reference) => {
+                let c = subject.candidate();
+                eprintln!(
+                    "conform: building {} ({} {}{})",
+                    subject.name,
+                    c.manifest.framework_module,
+                    c.manifest.framework_version,
+                    match &c.pinned_version {
+                        Some(pinned) => format!(", not the manifest's pin {pinned}: module graph resolved afresh"),
+                        None => String::new(),
+                    }
+                );
             }
-            let built = tokio::task::spawn_blocking({
-                let (mutant, cache) = (mutant.clone(), cache.clone());
-                move || mutant.build(&cache)
-            })
-            .await
-            .map_err(|e| format!("building mutant {}: {e}", mutant.name))?
-            .map_err(|e| format!("building mutant {}: {e}", mutant.name))?;
-            let info = RunInfo {
-                provider: reference.provider.clone(),
-                collector: reference.collector.clone(),
-                command: reference.command.clone(),
-                started: SystemTime::now(),
-                clock: Instant::now(),
-            };
-            let progress = Progress::for_mutant(options.style, &mutant.name, clauses.len());
-            let results =
-                engine::run::run_clauses(&clauses, built.clone(), services.clone(), options.parallel, &progress).await;
-            progress.finish();
-            Ok(Some(MutantReport {
-                report: certify::report(
-                    &built.candidate,
-                    mutant.framework,
-                    &clauses,
-                    &built.build.source_hash,
-                    &info,
-                    results,
-                ),
-                name: mutant.name,
-                breaks: mutant.breaks,
-                areas: mutant.areas,
-            }))
-        })
-        .buffered(options.parallel.max(1))
-        .collect::<Vec<Result<Option<MutantReport>, String>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let runs: Vec<MutantReport> = runs.into_iter().flatten().collect();
-    Ok(Some(KillMatrix::new(reference, &runs)))
+            Event::Building(_) => {}
+            Event::Built(subject, target) => {
+                let progress = match subject.role {
+                    Role::Reference => {
+                        eprintln!(
+                            "conform: {}: {} ({}), {} clauses, {} at a time",
+                            subject.name,
+                            target.build.binary.display(),
+                            if target.build.cached {
+                                "cached".to_string()
+                            } else {
+                                format!("built in {:.1} s", target.build.took.as_secs_f64())
+                            },
+                            subject.clauses.len(),
+                            self.options.parallel
+                        );
+                        Progress::new(style, &subject.name, subject.clauses.len())
+                    }
+                    Role::Mutant { .. } => Progress::for_mutant(style, &subject.name, subject.clauses.len()),
+                };
+                self.progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(subject.name.clone(), progress);
+            }
+            Event::BuildFailed(_, err) => eprintln!("conform: {err}"),
+            Event::PreflightFailed(subject, why) => {
+                eprintln!("conform: {} did not boot in preflight: {why}", subject.name);
+                eprintln!("conform: every clause is skipped; run with --no-preflight to grade them one by one");
+            }
+            Event::ClauseStarted(subject, clause) => self.with_progress(subject, |p| p.started(clause)),
+            Event::ClauseFinished(subject, result) => self.with_progress(subject, |p| p.finished(result)),
+            Event::SubjectDone(subject) => {
+                let done = self
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&subject.name);
+                if let Some(progress) = done {
+                    progress.finish();
+                }
+            }
+            Event::MutantsFailed(subject, why) => {
+                eprintln!("conform: {why}");
+                self.mutants_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(subject.name.clone());
+            }
+            Event::ReportReady(subject, report, _) => {
+                if let Some(matrix) = &report.kill_matrix {
+                    print_kill_summary(matrix);
+                } else if let Some(dir) = &self.options.mutants {
+                    let failed = self.mutants_failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if !failed.contains(&subject.name) {
+                        eprintln!(
+                            "conform: {}: no mutant under {} is based on it",
+                            subject.name,
+                            dir.display()
+                        );
+                    }
+                }
+                if !written(self.options.output.candidate(report, self.parity)) {
+                    self.write_failed.store(true, Ordering::SeqCst);
+                }
+                print_summary(report, style);
+            }
+        }
+    }
 }
 
 fn print_kill_summary(matrix: &KillMatrix) {

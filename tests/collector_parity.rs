@@ -72,15 +72,16 @@ fn main() {
             }
         };
         let (name, framework) = (prepared.name, prepared.framework);
-        for clause in catalogue::clauses_for(framework).into_iter().filter(traced) {
+        for clause in prepared.subject.clauses.iter().filter(|c| traced(c)).cloned() {
             let trial_name = format!("parity::{name}::{}", clause.id);
             let trial = match &prepared.target {
                 None => Trial::test(trial_name, || Ok(())),
                 Some(Ok(target)) => {
                     let (rt, direct, through, target) = (rt.clone(), direct.clone(), through.clone(), target.clone());
+                    let subject = prepared.subject.clone();
                     Trial::test(trial_name, move || {
-                        let a = rt.block_on(engine::run::run_clause(&clause, target.clone(), direct));
-                        let b = rt.block_on(engine::run::run_clause(&clause, target, through));
+                        let a = rt.block_on(subject.run(target.clone(), &clause, direct));
+                        let b = rt.block_on(subject.run(target, &clause, through));
                         compare(&a, &b)
                     })
                 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use engine::clause::Clause;
-use engine::cx::Target;
+use engine::plan::{Plan, PlanSpec, Role, Subject};
 use engine::services::Services;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
@@ -117,38 +117,6 @@ fn tidy(expected: &ExpectedTable, known: &BTreeMap<String, Vec<&'static str>>) -
     }
 }
 
-/// What a trial runs on: a target built up front (the reference candidates), one built by the
-/// first of its trials that runs (the mutants, see [`LazyBuild`]), or the reason there is none.
-enum Built {
-    /// Listing (nextest does this first): nothing is built and the trial does nothing.
-    Listing,
-    /// Built, or the reason it could not be (failed, or ignored when the module is not served).
-    Now(Result<Arc<Target>, support::Unavailable>),
-    /// Built on first use.
-    Lazy(Arc<LazyBuild>),
-}
-
-/// A mutant's build, made by the first of its trials that runs and shared by the rest: a
-/// filtered run builds only the mutants it grades, and the builds of one mutant overlap with the
-/// other trials' waiting on their candidates instead of all running before the first trial.
-struct LazyBuild {
-    mutant: engine::mutant::Mutant,
-    cache: BuildCache,
-    built: std::sync::OnceLock<Result<Arc<Target>, String>>,
-}
-
-impl LazyBuild {
-    fn get(&self) -> Result<Arc<Target>, String> {
-        self.built
-            .get_or_init(|| {
-                self.mutant
-                    .build(&self.cache)
-                    .map_err(|e| support::unavailable(e).message)
-            })
-            .clone()
-    }
-}
-
 /// Wall time per kind of trial (the reference candidates, the mutants): from the first trial of
 /// that kind to start to the last to end, printed at the end so a CI log says where the
 /// conformance binary's time went (`cargo xtask test` times whole binaries only).
@@ -176,40 +144,31 @@ impl Spans {
     }
 }
 
-/// One (candidate, clause) trial: run the clause on the built target and compare it with what
-/// `expected.toml` wants; with nothing built (listing) it does nothing; a target that could not
-/// be built fails it, or marks it ignored when the framework module is not served.
+/// One (subject, clause) trial of the plan: run the clause on the subject's target and compare
+/// it with what `expected.toml` wants. The subject is built by the first of its trials that runs
+/// (references were built before the trials, to know whether they are ignored); with nothing to
+/// build (listing) a trial does nothing.
 fn clause_trial(
-    name: String,
+    subject: &Arc<Subject>,
     clause: Clause,
-    built: &Built,
     want: Option<Expected>,
     rt: &Arc<tokio::runtime::Runtime>,
     services: &Arc<Services>,
     (kind, spans): (&'static str, &Arc<Spans>),
+    listing: bool,
 ) -> Trial {
-    let (rt, services, spans) = (rt.clone(), services.clone(), spans.clone());
-    let run = move |target: Arc<Target>| {
+    let name = format!("{}::{}", subject.name, clause.id);
+    if listing {
+        return Trial::test(name, || Ok(()));
+    }
+    let (subject, rt, services, spans) = (subject.clone(), rt.clone(), services.clone(), spans.clone());
+    Trial::test(name, move || {
+        let target = subject.prepare().map_err(|e| support::unavailable(&e).message)?;
         let started = std::time::Instant::now();
-        let result = rt.block_on(engine::run::run_clause(&clause, target, services));
+        let result = rt.block_on(subject.run(target, &clause, services));
         spans.record(kind, started);
         compare(&result, want.as_ref())
-    };
-    match built {
-        Built::Listing => Trial::test(name, || Ok(())),
-        Built::Now(Ok(target)) => {
-            let target = target.clone();
-            Trial::test(name, move || run(target))
-        }
-        Built::Now(Err(why)) => {
-            let msg = why.message.clone();
-            Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
-        }
-        Built::Lazy(lazy) => {
-            let lazy = lazy.clone();
-            Trial::test(name, move || run(lazy.get()?))
-        }
-    }
+    })
 }
 
 /// How many trials run at once when neither `--test-threads` nor `CONFORM_TEST_THREADS` says:
@@ -235,94 +194,101 @@ fn main() {
     let services = Arc::new(Services::new(Provider::Native).expect("services"));
     let cache = BuildCache::from_env();
     let expected = load_expected();
+    let catalogue = catalogue::registry();
     let mut trials = Vec::new();
+    let candidates = support::load_candidates(&mut trials);
+    // Every reference candidate, and every mutant of one, each graded on its clauses: the plan
+    // `conform certify --mutants fixtures/mutants` runs, one trial per (subject, clause).
+    let mutants_dir = support::root().join("fixtures/mutants");
+    let spec = |mutants| PlanSpec {
+        candidates: candidates.clone(),
+        catalogue: &catalogue,
+        select: None,
+        mutants,
+        cache: &cache,
+    };
+    let plan = Plan::new(spec(Some(&mutants_dir))).unwrap_or_else(|msg| {
+        trials.push(Trial::test("fixtures/mutants::load", move || Err(msg.clone().into())));
+        Plan::new(spec(None)).expect("a plan without mutants loads nothing")
+    });
     let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
     let mut unavailable = Vec::new();
     let spans = Arc::new(Spans::default());
+    // A framework whose module is not served here: its references' and mutants' trials are
+    // ignored (failed under CI), with the module error said once.
     let mut not_served: BTreeMap<&str, support::Unavailable> = BTreeMap::new();
-
-    for dir in support::candidate_dirs() {
-        let prepared = match support::prepare(&dir, &cache, args.list) {
-            Ok(p) => p,
-            Err(msg) => {
-                trials.push(Trial::test(format!("{}::manifest", dir.display()), move || {
-                    Err(msg.into())
-                }));
-                continue;
-            }
-        };
-        let (name, framework) = (prepared.name, prepared.framework);
-        let clauses = catalogue::clauses_for(framework);
-        known.insert(name.clone(), clauses.iter().map(|c| c.id).collect());
-        for clause in clauses {
-            let trial_name = format!("{name}::{}", clause.id);
-            let want = expected
-                .as_ref()
-                .ok()
-                .and_then(|e| e.get(&name))
-                .and_then(|c| c.get(clause.id))
-                .cloned();
-            let built = prepared.target.clone().map_or(Built::Listing, Built::Now);
-            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("reference", &spans));
-            trials.push(trial.with_kind(framework.name()));
-        }
-        if let Some(Err(why)) = &prepared.target
+    for subject in plan.references() {
+        let framework = subject.framework;
+        known.insert(subject.name.clone(), subject.clauses.iter().map(|c| c.id).collect());
+        // Built before the trials (unless listing), so that a module not served here ignores them.
+        let why = (!args.list)
+            .then(|| subject.prepare().err())
+            .flatten()
+            .map(|e| support::unavailable(&e));
+        if let Some(why) = &why
             && why.ignored
         {
             unavailable.push(why.message.clone());
             not_served.insert(framework.name(), why.clone());
         }
+        for clause in &subject.clauses {
+            let want = expected
+                .as_ref()
+                .ok()
+                .and_then(|e| e.get(&subject.name))
+                .and_then(|c| c.get(clause.id))
+                .cloned();
+            let trial = clause_trial(
+                subject,
+                clause.clone(),
+                want,
+                &rt,
+                &services,
+                ("reference", &spans),
+                args.list,
+            );
+            trials.push(
+                match &why {
+                    Some(why) if why.ignored => trial.with_ignored_flag(true),
+                    _ => trial,
+                }
+                .with_kind(framework.name()),
+            );
+        }
     }
     // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
     // come out `fail`; every other clause of those areas must keep the reference's verdict, so a
     // mutant breaks one thing, not everything.
-    let mutants = engine::mutant::load_all(
-        &support::root().join("fixtures/mutants"),
-        &support::root().join("fixtures/candidates"),
-    );
-    let mutants = match mutants {
-        Ok(m) => m,
-        Err(msg) => {
-            trials.push(Trial::test("fixtures/mutants::load", move || Err(msg.clone().into())));
-            Vec::new()
-        }
-    };
-    for mutant in mutants {
+    for subject in plan.subjects.iter().filter(|s| matches!(s.role, Role::Mutant { .. })) {
+        let Role::Mutant { areas, base, .. } = &subject.role else {
+            continue;
+        };
         let table = expected.as_ref().ok();
-        let targets = table.and_then(|e| e.get(&mutant.name)).cloned().unwrap_or_default();
-        let base = table
-            .and_then(|e| e.get(&mutant.base_name))
-            .cloned()
-            .unwrap_or_default();
-        let clauses = catalogue::clauses_for(mutant.framework);
-        known.insert(mutant.name.clone(), clauses.iter().map(|c| c.id).collect());
-        let graded = mutant.clauses(&catalogue::registry());
+        let targets = table.and_then(|e| e.get(&subject.name)).cloned().unwrap_or_default();
+        let base_verdicts = table.and_then(|e| e.get(base)).cloned().unwrap_or_default();
+        known.insert(
+            subject.name.clone(),
+            catalogue
+                .iter()
+                .filter(|c| c.framework() == subject.framework)
+                .map(|c| c.id)
+                .collect(),
+        );
         let outside: Vec<&String> = targets
             .keys()
-            .filter(|id| !graded.iter().any(|c| c.id == id.as_str()))
+            .filter(|id| !subject.clauses.iter().any(|c| c.id == id.as_str()))
             .collect();
         if !outside.is_empty() {
             let msg = format!(
-                "{}: {outside:?} must catch it but lie outside its areas {:?}",
-                mutant.name, mutant.areas
+                "{}: {outside:?} must catch it but lie outside its areas {areas:?}",
+                subject.name
             );
-            trials.push(Trial::test(format!("{}::areas", mutant.name), move || {
+            trials.push(Trial::test(format!("{}::areas", subject.name), move || {
                 Err(msg.clone().into())
             }));
         }
-        // A mutant of a framework whose module is not served here is ignored like its reference;
-        // otherwise it is built by its first trial.
-        let built = match not_served.get(mutant.framework.name()) {
-            _ if args.list => Built::Listing,
-            Some(why) => Built::Now(Err(why.clone())),
-            None => Built::Lazy(Arc::new(LazyBuild {
-                mutant: mutant.clone(),
-                cache: cache.clone(),
-                built: std::sync::OnceLock::new(),
-            })),
-        };
         if targets.is_empty() {
-            let name = mutant.name.clone();
+            let name = subject.name.clone();
             trials.push(Trial::test(format!("{name}::targets"), move || {
                 Err(format!(
                     "mutant {name} has no section in fixtures/expected.toml naming the clauses that must catch it"
@@ -330,10 +296,29 @@ fn main() {
                 .into())
             }));
         }
-        for clause in graded {
-            let trial_name = format!("{}::{}", mutant.name, clause.id);
-            let want = targets.get(clause.id).or_else(|| base.get(clause.id)).cloned();
-            let trial = clause_trial(trial_name, clause, &built, want, &rt, &services, ("mutant", &spans));
+        let ignored = not_served.get(subject.framework.name());
+        for clause in &subject.clauses {
+            let want = targets.get(clause.id).or_else(|| base_verdicts.get(clause.id)).cloned();
+            let trial = match ignored {
+                // A mutant of a framework whose module is not served here is ignored like its
+                // reference (and fails under CI, like it).
+                Some(why) => {
+                    let msg = why.message.clone();
+                    Trial::test(format!("{}::{}", subject.name, clause.id), move || {
+                        Err(msg.clone().into())
+                    })
+                    .with_ignored_flag(why.ignored)
+                }
+                None => clause_trial(
+                    subject,
+                    clause.clone(),
+                    want,
+                    &rt,
+                    &services,
+                    ("mutant", &spans),
+                    args.list,
+                ),
+            };
             trials.push(trial.with_kind("mutant"));
         }
     }

@@ -11,29 +11,18 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use engine::certify::{self, RunInfo};
-use engine::cx::Target;
-use engine::profile::Framework;
+use engine::plan::Plan;
 use harness::candidate::BuildCache;
 use harness::report::{self, diff};
 use harness::service::Provider;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// One certification of `target` with every clause of its framework, as a JSON report value.
-async fn certify_once(target: Arc<Target>, framework: Framework) -> Result<serde_json::Value, String> {
-    let info = RunInfo {
-        provider: "native".into(),
-        collector: "none".into(),
-        command: "diff_noise".into(),
-        started: SystemTime::now(),
-        clock: Instant::now(),
-    };
-    let clauses = catalogue::clauses_for(framework);
-    let results = support::certify_with(Provider::Native, &clauses, target.clone()).await?;
-    let report = certify::report(&target.candidate, framework, &clauses, "", &info, results);
-    serde_json::from_str(&report::json(&report)).map_err(|e| format!("the JSON report does not parse back: {e}"))
+/// One certification of `plan` (every clause of its one candidate), as a JSON report value.
+async fn certify_once(plan: &Plan) -> Result<serde_json::Value, String> {
+    let reports = support::certify_with(Provider::Native, plan).await?;
+    let report = reports.first().ok_or("the plan certified no candidate")?;
+    serde_json::from_str(&report::json(report)).map_err(|e| format!("the JSON report does not parse back: {e}"))
 }
 
 /// The result row of `clause` in `report`, without its evidence (verdict, message, timing).
@@ -68,7 +57,8 @@ fn main() {
             trials.push(Trial::test(name, || Ok(())));
             continue;
         }
-        let trial = match certify::build(candidate, framework, &cache).map_err(support::unavailable) {
+        let plan = support::plan_for(candidate, framework, None, &cache);
+        let trial = match plan.subjects[0].prepare().map_err(|e| support::unavailable(&e)) {
             Err(why) => {
                 if why.ignored {
                     ignored_because.push(why.message.clone());
@@ -76,12 +66,12 @@ fn main() {
                 let msg = why.message;
                 Trial::test(name, move || Err(msg.clone().into())).with_ignored_flag(why.ignored)
             }
-            Ok(target) => {
+            Ok(_) => {
                 let rt = rt.clone();
                 Trial::test(name, move || {
                     rt.block_on(async {
-                        let first = certify_once(target.clone(), framework).await.map_err(Failed::from)?;
-                        let second = certify_once(target, framework).await.map_err(Failed::from)?;
+                        let first = certify_once(&plan).await.map_err(Failed::from)?;
+                        let second = certify_once(&plan).await.map_err(Failed::from)?;
                         let found = diff::compare(&first, &second);
                         eprintln!(
                             "diff_noise: {} behaviour change(s), {} sample(s) varied",

@@ -12,7 +12,6 @@ mod support;
 
 use std::sync::Arc;
 
-use engine::certify;
 use engine::clause::Clause;
 use harness::candidate::BuildCache;
 use harness::service::Provider;
@@ -62,15 +61,13 @@ fn main() {
 
     for (candidate, framework) in support::load_candidates(&mut trials) {
         let name = format!("provider_parity::{}", candidate.manifest.name);
-        let clauses: Vec<Clause> = catalogue::clauses_for(framework)
-            .into_iter()
-            .filter(|c| AREAS.contains(&c.area()))
-            .collect();
+        let in_areas = |c: &Clause| AREAS.contains(&c.area());
+        let plan = support::plan_for(candidate, framework, Some(&in_areas), &cache);
         if args.list {
             trials.push(Trial::test(name, || Ok(())));
             continue;
         }
-        let built = certify::build(candidate, framework, &cache).map_err(support::unavailable);
+        let built = plan.subjects[0].prepare().map_err(|e| support::unavailable(&e));
         let trial = match (built, &docker_ready) {
             (Err(why), _) => {
                 if why.ignored {
@@ -88,16 +85,23 @@ fn main() {
                 let msg = format!("CI is set, so the docker provider must be available: {why}");
                 Trial::test(name, move || Err(msg.clone().into()))
             }
-            (Ok(target), Ok(())) => {
+            (Ok(_), Ok(())) => {
                 let rt = rt.clone();
                 Trial::test(name, move || {
                     rt.block_on(async {
-                        let native = support::certify_with(Provider::Native, &clauses, target.clone())
-                            .await
-                            .map_err(Failed::from)?;
-                        let docker = support::certify_with(Provider::Docker, &clauses, target)
-                            .await
-                            .map_err(Failed::from)?;
+                        let results = |reports: Vec<harness::report::Report>| {
+                            reports.into_iter().next().map(|r| r.results).unwrap_or_default()
+                        };
+                        let native = results(
+                            support::certify_with(Provider::Native, &plan)
+                                .await
+                                .map_err(Failed::from)?,
+                        );
+                        let docker = results(
+                            support::certify_with(Provider::Docker, &plan)
+                                .await
+                                .map_err(Failed::from)?,
+                        );
                         let diff = differences(&native, &docker);
                         eprintln!("provider parity: {} clauses, {} differ", native.len(), diff.len());
                         if diff.is_empty() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use harness::probe::Exchange;
 use harness::timeouts;
+use harness::timeouts::LOG_LINE;
 use harness::verdict::{Failure, Level};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -227,9 +228,6 @@ async fn request_timeout(cx: &mut Cx) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How long GR-HTTP-3 waits for the panic's log line once the 500 is in.
-const PANIC_LOG_LINE: Duration = Duration::from_secs(5);
-
 async fn panic_contained(cx: &mut Cx) -> Result<(), Failure> {
     let (app, _db) = boot(cx, &[]).await?;
     let ex = cx.get(&app, "/panic").await?;
@@ -239,9 +237,7 @@ async fn panic_contained(cx: &mut Cx) -> Result<(), Failure> {
     let line = app
         .running
         .output()
-        .wait_for_line("the panic's log line", PANIC_LOG_LINE, |l| {
-            l.plain().contains("stack_trace")
-        })
+        .wait_for_line("the panic's log line", LOG_LINE, |l| l.plain().contains("stack_trace"))
         .await
         .ok()
         // What varies on every run (the time, the goroutine number) is normalised before the

@@ -6,11 +6,10 @@
 //! clauses drive only the environment and judge those three. The database is taken away through
 //! the harness's fault proxy, never by stopping the shared Postgres server.
 
-use std::time::Duration;
-
 use harness::poll::{self, Poll};
 use harness::probe::Http;
 use harness::service::proxy::Fault;
+use harness::timeouts::{DB_STATE_CHANGE, RECONNECT_PROBE_INTERVAL};
 use harness::verdict::{Failure, Level};
 use serde_json::Value;
 
@@ -18,13 +17,6 @@ use engine::check;
 use engine::clause::{Clause, DocRef, Needs};
 use engine::cx::{App, Cx, Db};
 use engine::profile::DbTarget;
-
-/// How long GoFr may take to reconnect once its database is back: it retries every 10 s
-/// (datasource/sql: `retrying SQL database connection`), so 30 s leaves two retries of margin.
-const RECONNECT: Duration = Duration::from_secs(30);
-
-/// Pace of health probes while waiting for the reconnect.
-const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The pool limits set for GR-SQL-4 (distinct from both defaults: unlimited and 2).
 const MAX_OPEN: i64 = 3;
@@ -208,21 +200,26 @@ async fn starts_degraded_and_reconnects(cx: &mut Cx) -> Result<(), Failure> {
     let readiness = cx.profile().readiness;
     let http = Http::new()?;
     let started = std::time::Instant::now();
-    let recovered = poll::wait_for("health to report sql UP", RECONNECT, PROBE_INTERVAL, || {
-        let http = http.clone();
-        async move {
-            match http.get(addr, readiness).await {
-                Ok(ex) => {
-                    let body: Option<Value> = ex.body().and_then(|b| serde_json::from_str(b).ok());
-                    match body.as_ref().and_then(sql_status) {
-                        Some("UP") => Poll::Ready(ex),
-                        _ => Poll::NotYet(ex.summary()),
+    let recovered = poll::wait_for(
+        "health to report sql UP",
+        DB_STATE_CHANGE,
+        RECONNECT_PROBE_INTERVAL,
+        || {
+            let http = http.clone();
+            async move {
+                match http.get(addr, readiness).await {
+                    Ok(ex) => {
+                        let body: Option<Value> = ex.body().and_then(|b| serde_json::from_str(b).ok());
+                        match body.as_ref().and_then(sql_status) {
+                            Some("UP") => Poll::Ready(ex),
+                            _ => Poll::NotYet(ex.summary()),
+                        }
                     }
+                    Err(e) => Poll::Abort(e.to_string()),
                 }
-                Err(e) => Poll::Abort(e.to_string()),
             }
-        }
-    })
+        },
+    )
     .await;
     match recovered {
         Ok(ex) => {

@@ -1,21 +1,15 @@
-//! Certification of one candidate: load, build, preflight, run the clauses, assemble the report.
+//! Preparing a candidate: load it (resolving its framework profile), build it, preflight it.
 //!
-//! This is the one path both front doors share: `conform certify` calls it per candidate, and
-//! the `cargo test` harness uses its pieces (load, build, run one clause) per trial, so a verdict
-//! in CI and a verdict in a certification report come from the same code.
+//! The steps the [`plan`](crate::plan) takes for each subject before its clauses run.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use harness::candidate::{BuildCache, BuildError, Candidate, CandidateError, Variant};
 use harness::evidence::Evidence;
-use harness::report::{self, Report, Summary};
-use harness::verdict::{ClauseResult, Failure, Verdict};
+use harness::verdict::Failure;
 
-use crate::clause::Clause;
 use crate::cx::{Cx, Db, Target};
-
 use crate::profile::Framework;
 use crate::services::Services;
 
@@ -48,11 +42,6 @@ pub fn load(dir: &Path) -> Result<(Candidate, Framework), PrepareError> {
             )))
         }
     }
-}
-
-/// Build (or take from the cache) the candidate's reference executable.
-pub fn build(candidate: Candidate, framework: Framework, cache: &BuildCache) -> Result<Arc<Target>, PrepareError> {
-    build_variant(candidate, framework, Variant::default(), cache)
 }
 
 /// Build (or take from the cache) the candidate as `variant` (a mutant).
@@ -89,64 +78,4 @@ pub async fn preflight(target: Arc<Target>, services: Arc<Services>) -> Result<(
         Err(Failure::Violation(v)) => Err((v.actual, evidence)),
         Err(Failure::Harness(m)) => Err((m, evidence)),
     }
-}
-
-/// The facts of a run that go at the top of its report.
-#[derive(Debug, Clone)]
-pub struct RunInfo {
-    /// Service provider.
-    pub provider: String,
-    /// The collector in the tracing path, as [`Services::collector_description`] words it.
-    pub collector: String,
-    /// The command line.
-    pub command: String,
-    /// When the run started.
-    pub started: SystemTime,
-    /// Monotonic start, for the duration.
-    pub clock: Instant,
-}
-
-/// Assemble a report from results (`source_hash` is empty when nothing was built); `clauses`
-/// are the clauses the results may name, for their documentation links.
-pub fn report(
-    candidate: &Candidate,
-    framework: Framework,
-    clauses: &[Clause],
-    source_hash: &str,
-    info: &RunInfo,
-    results: Vec<ClauseResult>,
-) -> Report {
-    let m = &candidate.manifest;
-    let pages: std::collections::HashMap<&str, &str> = clauses.iter().map(|c| (c.id, c.doc.page)).collect();
-    let mut results = results;
-    for r in &mut results {
-        if let Some(page) = pages.get(r.clause.as_str()) {
-            r.doc_url = framework.profile().doc_url(&m.framework_version, page);
-        }
-    }
-    Report {
-        conform_version: env!("CARGO_PKG_VERSION").to_string(),
-        candidate: m.name.clone(),
-        framework: framework.name().to_string(),
-        framework_module: m.framework_module.clone(),
-        framework_version: m.framework_version.clone(),
-        framework_version_pinned: candidate.pinned_version.clone(),
-        provider: info.provider.clone(),
-        collector: info.collector.clone(),
-        source_hash: source_hash.to_string(),
-        started_at: report::rfc3339(info.started),
-        duration: info.clock.elapsed(),
-        command: info.command.clone(),
-        summary: Summary::of(&results),
-        kill_matrix: None,
-        results,
-    }
-}
-
-/// Results for clauses that could not run because of `why` (each with `verdict`).
-pub fn unrun(clauses: &[Clause], verdict: impl Fn(&Clause) -> Verdict, evidence: &Evidence) -> Vec<ClauseResult> {
-    clauses
-        .iter()
-        .map(|c| c.result(verdict(c), Duration::ZERO, evidence.clone()))
-        .collect()
 }

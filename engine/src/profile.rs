@@ -7,9 +7,12 @@
 //! scenario is written once and shared.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use harness::ready::{Condition, Ready};
 use harness::service::otlp::{OtlpSink, Transport};
+use harness::timeouts;
 use serde::Serialize;
 
 /// The frameworks conform knows.
@@ -135,6 +138,13 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// What "live" means for this framework, as data: `GET` of its liveness path on `addr` answers
+    /// 200, from the candidate itself (not a neighbour that took the port), within the boot
+    /// ceiling ([`timeouts::boot`]).
+    pub fn live(&self, addr: SocketAddr) -> Ready {
+        Ready::new(Condition::answers(addr, self.liveness, 200), timeouts::boot())
+    }
+
     /// A link to the documentation page `page` (as a clause's [`DocRef`](crate::clause::DocRef)
     /// names it) at the framework version `version`, pinned to that tag so the promise graded is
     /// the one that version made. A page list (`a.md, b.md` or `a; b`) links its first page.

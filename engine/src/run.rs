@@ -78,13 +78,6 @@ pub trait Observer {
     fn finished(&self, result: &ClauseResult);
 }
 
-/// An observer that says nothing (tests comparing whole runs).
-pub struct Quiet;
-
-impl Observer for Quiet {
-    fn finished(&self, _result: &ClauseResult) {}
-}
-
 /// Run `clauses` on `target`, `parallel` at a time, results in the clauses' order.
 pub async fn run_clauses(
     clauses: &[Clause],

@@ -4,13 +4,16 @@
 //! half-way still carries everything it observed up to that point: the processes it launched
 //! (command, redacted environment, how they ended, the tail of their output), the HTTP exchanges
 //! it made, and named observations ("listening on [::]:41234").
+//!
+//! A leaf (see [`crate::record`]): it names records, never the machinery that made them.
 
 use serde::Serialize;
 
-use crate::probe::Exchange;
-use crate::process::LaunchRecord;
+use crate::record::{Exchange, Exit, LaunchRecord};
 use crate::redact;
-use crate::running::Exit;
+
+/// Serialize a `Duration` as whole milliseconds (kept at this path for the records that name it).
+pub use crate::record::millis;
 
 /// Lines of candidate output kept per launch in a report.
 pub const OUTPUT_TAIL_LINES: usize = 40;
@@ -125,16 +128,5 @@ impl Evidence {
     /// True when nothing at all was recorded.
     pub fn is_empty(&self) -> bool {
         self.notes.is_empty() && self.exchanges.is_empty() && self.launches.is_empty()
-    }
-}
-
-/// Serialize a `Duration` as whole milliseconds.
-pub mod millis {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    /// Serialize as an integer number of milliseconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
     }
 }

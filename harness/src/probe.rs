@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+/// One HTTP request and what came back: plain records, defined in [`crate::record`].
+pub use crate::record::{Exchange, Outcome};
 use crate::{redact, timeouts};
 
 /// Bytes of a response body kept in evidence.
@@ -27,87 +29,9 @@ pub enum ProbeError {
     Client(String),
 }
 
-/// One HTTP request and what came back.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Exchange {
-    /// `GET http://127.0.0.1:1234/healthz`.
-    pub request: String,
-    /// Request headers the harness set.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub request_headers: BTreeMap<String, String>,
-    /// What happened.
-    pub outcome: Outcome,
-    /// Time to the end of the body (or to the error).
-    #[serde(rename = "elapsed_ms", with = "crate::evidence::millis")]
-    pub elapsed: Duration,
-}
-
-/// The result of one HTTP request.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Outcome {
-    /// A complete response.
-    Response {
-        /// Status code.
-        status: u16,
-        /// Response headers, names lowercased (repeated headers joined with `, `).
-        headers: BTreeMap<String, String>,
-        /// The body as text (lossy UTF-8), truncated in evidence.
-        body: String,
-    },
-    /// The connection was refused: nothing listens.
-    Refused,
-    /// No complete response within the request timeout.
-    TimedOut,
-    /// The connection broke before a complete response (reset, EOF, incomplete body).
-    Broken {
-        /// The client's description.
-        error: String,
-    },
-}
-
-impl Exchange {
-    /// The status code, if there was a response.
-    pub fn status(&self) -> Option<u16> {
-        match &self.outcome {
-            Outcome::Response { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// A response header (name in any case), if there was a response.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        match &self.outcome {
-            Outcome::Response { headers, .. } => headers.get(&name.to_ascii_lowercase()).map(String::as_str),
-            _ => None,
-        }
-    }
-
-    /// The body, if there was a response.
-    pub fn body(&self) -> Option<&str> {
-        match &self.outcome {
-            Outcome::Response { body, .. } => Some(body),
-            _ => None,
-        }
-    }
-
-    /// One line for messages: `GET http://… -> 200 (3 ms)` or `-> connection refused`.
-    pub fn summary(&self) -> String {
-        let what = match &self.outcome {
-            Outcome::Response { status, body, .. } => {
-                let body = body.trim();
-                let short: String = body.chars().take(120).collect();
-                if short.is_empty() {
-                    format!("{status}")
-                } else {
-                    format!("{status} {short}{}", if body.len() > short.len() { "…" } else { "" })
-                }
-            }
-            Outcome::Refused => "connection refused".into(),
-            Outcome::TimedOut => "timed out".into(),
-            Outcome::Broken { error } => format!("broken: {error}"),
-        };
-        format!("{} -> {} ({} ms)", self.request, what, self.elapsed.as_millis())
+impl From<ProbeError> for crate::verdict::Failure {
+    fn from(err: ProbeError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
     }
 }
 

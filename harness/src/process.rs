@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
 
+/// What was launched, as shown in evidence: a plain record, defined in [`crate::record`].
+pub use crate::record::LaunchRecord;
 use crate::{reaper, redact, timeouts};
 
 /// A child process leading its own process group, registered with the reaper.
@@ -199,17 +200,6 @@ pub struct Launch {
     pub env: BTreeMap<String, String>,
     /// Working directory.
     pub cwd: PathBuf,
-}
-
-/// What was launched, as shown in evidence and reports (secrets redacted).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LaunchRecord {
-    /// The command line, program first.
-    pub command: Vec<String>,
-    /// The whole environment the process saw, values of secrets redacted.
-    pub env: BTreeMap<String, String>,
-    /// The working directory.
-    pub cwd: String,
 }
 
 impl Launch {

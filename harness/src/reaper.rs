@@ -22,10 +22,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+
+use crate::timeouts;
 
 /// What to do with one registered resource when reaping.
 #[derive(Debug, Clone)]
@@ -147,7 +149,7 @@ pub fn register_cleanup(cleanup: fn()) -> Ticket {
 }
 
 /// Held while creating a resource the registry cannot create itself (a container): the reaper
-/// waits for it (at most [`PASS_WAIT`]) before running the cleanups that remove such resources.
+/// waits for it (at most [`timeouts::REAPER_PASS_WAIT`]) before running the cleanups that remove such resources.
 #[derive(Debug)]
 #[must_use = "the pass covers the creation only while it is held"]
 pub struct Pass(());
@@ -168,18 +170,10 @@ pub fn pass() -> std::io::Result<Pass> {
     Ok(Pass(()))
 }
 
-/// How long the reaper waits for creations under a [`Pass`] to finish: a Postgres container's
-/// start, which includes waiting for it to be ready.
-const PASS_WAIT: Duration = crate::timeouts::POSTGRES_START;
-
-/// How long a group asked to stop politely (Postgres: SIGINT, a fast shutdown that also removes
-/// its shared memory) gets before it is killed.
-const POLITE_GRACE: Duration = Duration::from_secs(5);
-
 /// Kill every registered process group, run every registered cleanup, then remove every
 /// registered directory.
 ///
-/// Groups registered with a polite signal get it first and up to [`POLITE_GRACE`] to exit;
+/// Groups registered with a polite signal get it first and up to [`timeouts::REAPER_POLITE_GRACE`] to exit;
 /// then every group, polite or not, gets SIGKILL. Directories go last, so that no process is
 /// still writing into a directory being removed. Returns how many resources were reaped.
 #[expect(
@@ -209,19 +203,19 @@ pub fn reap_all() -> usize {
             let _ = killpg(Pid::from_raw(*pgid), *signal);
         }
     }
-    let deadline = Instant::now() + POLITE_GRACE;
+    let deadline = Instant::now() + timeouts::REAPER_POLITE_GRACE;
     // A bounded poll of "every politely signalled group is gone" (signal 0 probes existence).
     while Instant::now() < deadline && polite.iter().any(|g| killpg(Pid::from_raw(*g), None).is_ok()) {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(timeouts::REAPER_POLL);
     }
     for (pgid, _) in &groups {
         // Whatever the polite signal was, make sure nothing of the group survives.
         let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
     }
     // A container being created now appears only when its creation returns: wait for those.
-    let deadline = Instant::now() + PASS_WAIT;
+    let deadline = Instant::now() + timeouts::REAPER_PASS_WAIT;
     while Instant::now() < deadline && lock().passes > 0 {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(timeouts::REAPER_POLL);
     }
     for resource in &resources {
         if let Resource::Cleanup(cleanup) = resource {

@@ -1,7 +1,7 @@
 //! A started candidate: the RAII owner of its process group.
 //!
 //! [`Running`] is what a scenario holds while a candidate is up. It can wait for readiness (a
-//! polled condition that fails fast if the process exits), send a signal, shut down with a grace
+//! [`Ready`], or any polled condition, failing fast if the process exits), send a signal, shut down with a grace
 //! period and report how the process ended ([`Exit`]), and it kills the whole process group when
 //! dropped, so a scenario that panics or returns early never leaks a process. The group is a
 //! [`Group`], registered with the [`reaper`](crate::reaper) as it is spawned, which covers the
@@ -14,59 +14,16 @@ use std::time::{Duration, Instant};
 pub use nix::sys::signal::Signal;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
-use serde::Serialize;
 
 use crate::output::Output;
 use crate::poll::{self, Poll, PollError};
 use crate::process::{Group, Launch, LaunchRecord};
+use crate::ready::{self, Condition, Reached, Ready};
+/// How a process ended: plain records, defined in [`crate::record`].
+pub use crate::record::{Exit, ExitStatus};
 use crate::sockets::{self, ListenSocket};
 use crate::timeouts;
 use crate::workdir::Workdir;
-
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
-pub enum ExitStatus {
-    /// Exited normally with this code.
-    Code(i32),
-    /// Killed by this signal number.
-    Signal(i32),
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => match Signal::try_from(*s) {
-                Ok(sig) => write!(f, "killed by {sig}"),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
-        }
-    }
-}
-
-impl From<std::process::ExitStatus> for ExitStatus {
-    fn from(status: std::process::ExitStatus) -> Self {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => ExitStatus::Code(code),
-            (None, Some(sig)) => ExitStatus::Signal(sig),
-            (None, None) => ExitStatus::Code(-1),
-        }
-    }
-}
-
-/// The end of a process, as a scenario sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Exit {
-    /// Exit code or signal.
-    pub status: ExitStatus,
-    /// Time from the shutdown signal (or from spawn, if no signal was sent) to exit.
-    #[serde(with = "crate::evidence::millis")]
-    pub after: Duration,
-    /// True when the process outlived its grace period and was killed by the harness.
-    pub killed_after_grace: bool,
-}
 
 /// Why a process could not be started or controlled.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +62,12 @@ pub enum ProcessError {
         /// How long was waited.
         ceiling: Duration,
     },
+}
+
+impl From<ProcessError> for crate::verdict::Failure {
+    fn from(err: ProcessError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
+    }
 }
 
 /// A candidate process that has been started.
@@ -227,37 +190,38 @@ impl Running {
         .await
     }
 
+    /// Wait until `ready` holds, aborting at once if the process exits meanwhile: the one
+    /// evaluation of a [`Ready`] (see [`crate::ready`]).
+    pub async fn wait_ready(&mut self, ready: &Ready) -> Result<Reached, PollError> {
+        let what = ready.describe();
+        let clients = ready.clients().map_err(|err| PollError::Aborted {
+            what: what.clone(),
+            waited: Duration::ZERO,
+            reason: err.to_string(),
+        })?;
+        let pid = self.pid;
+        let (parts, clients) = (&ready.parts, &clients);
+        self.wait_until(&what, ready.ceiling, || ready::look(pid, parts, clients))
+            .await
+    }
+
     /// Wait until the process listens on at least one TCP socket, returning them.
     pub async fn wait_listening(&mut self, ceiling: Duration) -> Result<Vec<ListenSocket>, PollError> {
-        let pid = self.pid;
-        self.wait_until("the candidate to listen on a TCP port", ceiling, || async move {
-            match sockets::listening(pid) {
-                Ok(found) if !found.is_empty() => Poll::Ready(found),
-                Ok(_) => Poll::NotYet("no listening socket yet".into()),
-                Err(err) => Poll::NotYet(format!("could not read sockets: {err}")),
-            }
-        })
-        .await
+        let reached = self.wait_ready(&Ready::new(Condition::Listening, ceiling)).await?;
+        Ok(reached.sockets)
     }
 
     /// Wait until the process listens on `port` (a server it starts apart from its first one, such
     /// as GoFr's metrics server), returning that socket.
     pub async fn wait_listening_on(&mut self, port: u16, ceiling: Duration) -> Result<ListenSocket, PollError> {
-        let pid = self.pid;
-        self.wait_until(
-            &format!("the candidate to listen on port {port}"),
-            ceiling,
-            || async move {
-                match sockets::listening(pid) {
-                    Ok(found) => match found.into_iter().find(|s| s.port() == port) {
-                        Some(socket) => Poll::Ready(socket),
-                        None => Poll::NotYet(format!("not listening on {port} yet")),
-                    },
-                    Err(err) => Poll::NotYet(format!("could not read sockets: {err}")),
-                }
-            },
-        )
-        .await
+        let reached = self
+            .wait_ready(&Ready::new(Condition::ListeningOn(port), ceiling))
+            .await?;
+        Ok(reached
+            .sockets
+            .into_iter()
+            .find(|s| s.port() == port)
+            .expect("the condition holds only with a socket on the port"))
     }
 
     /// The TCP sockets the process is listening on now.

@@ -69,7 +69,9 @@ impl Failure {
     }
 }
 
-/// Harness-side errors become [`Failure::Harness`] through `?`.
+/// Harness-side errors become [`Failure::Harness`] through `?`. Only foreign errors are converted
+/// here: each of the harness's own error types (a process's, a probe's, a service's) says so next
+/// to its definition, so that this module, a leaf (see [`crate::record`]), names no service.
 macro_rules! harness_failure_from {
     ($($t:ty),* $(,)?) => {$(
         impl From<$t> for Failure {
@@ -79,16 +81,7 @@ macro_rules! harness_failure_from {
         }
     )*};
 }
-harness_failure_from!(
-    std::io::Error,
-    crate::running::ProcessError,
-    crate::probe::ProbeError,
-    crate::service::postgres::PostgresError,
-    crate::service::otlp::OtlpError,
-    crate::service::collector::CollectorError,
-    crate::service::otlp::SinkError,
-    sqlx::Error,
-);
+harness_failure_from!(std::io::Error, sqlx::Error);
 
 /// The verdict on one clause for one candidate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,7 +148,7 @@ pub struct ClauseResult {
     #[serde(flatten)]
     pub verdict: Verdict,
     /// How long the scenario took.
-    #[serde(rename = "duration_ms", with = "crate::evidence::millis")]
+    #[serde(rename = "duration_ms", with = "crate::record::millis")]
     pub duration: Duration,
     /// What was observed.
     pub evidence: Evidence,

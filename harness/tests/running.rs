@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use harness::poll::{Poll, PollError};
 use harness::process::Launch;
+use harness::ready::{Condition, Ready};
 use harness::running::{ExitStatus, Running, Signal};
 use harness::workdir::Workdir;
 
@@ -72,6 +73,23 @@ async fn readiness_fails_fast_when_the_process_exits() {
         .unwrap_err();
     assert!(matches!(err, PollError::Aborted { .. }), "{err}");
     assert!(err.to_string().contains("exit code 1"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "did not wait out the ceiling"
+    );
+}
+
+#[tokio::test]
+async fn a_readiness_condition_fails_fast_when_the_process_exits() {
+    let (launch, workdir) = sh("echo booting; exit 1");
+    let mut running = Running::spawn(&launch, workdir).unwrap();
+    let started = Instant::now();
+    let ready = Ready::new(Condition::Listening, Duration::from_secs(30));
+    let err = running.wait_ready(&ready).await.unwrap_err();
+    assert!(matches!(err, PollError::Aborted { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("the candidate to listen on a TCP port"), "{text}");
+    assert!(text.contains("exit code 1"), "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "did not wait out the ceiling"

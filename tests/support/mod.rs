@@ -11,15 +11,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::clause::Clause;
-use engine::services::Services;
-use harness::service::Provider;
-use harness::verdict::ClauseResult;
-
 use engine::certify::{self, PrepareError};
+use engine::clause::Clause;
 use engine::cx::Target;
+use engine::plan::{Plan, PlanSpec, Quiet, RunFacts, Settings, Subject};
 use engine::profile::Framework;
-use harness::candidate::BuildCache;
+use engine::services::Services;
+use harness::candidate::{BuildCache, Candidate};
+use harness::report::Report;
+use harness::service::Provider;
 
 pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,24 +73,46 @@ pub(crate) struct Unavailable {
     pub(crate) ignored: bool,
 }
 
-/// A candidate loaded from its directory, built unless only listing.
+/// A candidate loaded from its directory into a one-candidate plan, built unless only listing.
 pub(crate) struct Prepared {
     /// The manifest's name.
     pub(crate) name: String,
     /// Its framework.
     pub(crate) framework: Framework,
+    /// The plan's subject (every clause of its framework).
+    pub(crate) subject: Arc<Subject>,
     /// The built target; `None` when listing (nothing is built then).
     pub(crate) target: Option<Result<Arc<Target>, Unavailable>>,
+}
+
+/// The plan of one candidate, graded on the clauses of its framework that `select` keeps.
+pub(crate) fn plan_for(
+    candidate: Candidate,
+    framework: Framework,
+    select: Option<&dyn Fn(&Clause) -> bool>,
+    cache: &BuildCache,
+) -> Plan {
+    let catalogue = catalogue::registry();
+    Plan::new(PlanSpec {
+        candidates: vec![(candidate, framework)],
+        catalogue: &catalogue,
+        select,
+        mutants: None,
+        cache,
+    })
+    .expect("a plan without mutants reads no directory")
 }
 
 /// Load and (unless `list`) build the candidate in `dir`; a manifest error is `Err(message)`.
 pub(crate) fn prepare(dir: &std::path::Path, cache: &BuildCache, list: bool) -> Result<Prepared, String> {
     let (candidate, framework) = certify::load(dir).map_err(|e| e.to_string())?;
     let name = candidate.manifest.name.clone();
-    let target = (!list).then(|| certify::build(candidate, framework, cache).map_err(unavailable));
+    let subject = plan_for(candidate, framework, None, cache).subjects.remove(0);
+    let target = (!list).then(|| subject.prepare().map_err(|e| unavailable(&e)));
     Ok(Prepared {
         name,
         framework,
+        subject,
         target,
     })
 }
@@ -99,8 +121,8 @@ pub(crate) fn prepare(dir: &std::path::Path, cache: &BuildCache, list: bool) -> 
 /// not served here ignores them on a developer's machine, but fails them under CI (`CI` set),
 /// whose `.ci/run` serves every framework module from the mirror beside the checkout, so that no
 /// CI run can pass with its candidate trials quietly ignored.
-pub(crate) fn unavailable(err: PrepareError) -> Unavailable {
-    let not_served = matches!(&err, PrepareError::Build(e) if e.is_module_not_served());
+pub(crate) fn unavailable(err: &PrepareError) -> Unavailable {
+    let not_served = matches!(err, PrepareError::Build(e) if e.is_module_not_served());
     let ci = harness::service::docker::required();
     let mut message = err.to_string();
     if not_served && ci {
@@ -125,16 +147,22 @@ pub(crate) fn announce_ignored(unavailable: &[String]) {
     }
 }
 
-/// Certify `clauses` with a fresh set of services from `provider`.
-pub(crate) async fn certify_with(
-    provider: Provider,
-    clauses: &[Clause],
-    target: Arc<Target>,
-) -> Result<Vec<ClauseResult>, String> {
+/// Certify `plan` as `conform certify --no-preflight` does (2 clauses at a time), with a fresh
+/// set of services from `provider`; each reference's report.
+pub(crate) async fn certify_with(provider: Provider, plan: &Plan) -> Result<Vec<Report>, String> {
     let services = Arc::new(Services::new(provider).map_err(|e| format!("preparing services: {e}"))?);
-    let results = engine::run::run_clauses(clauses, target, services.clone(), 2, &engine::run::Quiet).await;
+    let settings = Settings {
+        parallel: 2,
+        preflight: false,
+        facts: RunFacts {
+            provider: provider.name().into(),
+            collector: services.collector_description(),
+            command: "cargo test".into(),
+        },
+    };
+    let certified = plan.certify(&services, &settings, &Quiet).await;
     if let Ok(services) = Arc::try_unwrap(services) {
         services.shutdown().await;
     }
-    Ok(results)
+    Ok(certified.into_iter().map(|c| c.report).collect())
 }

@@ -1,14 +1,16 @@
 //! `cargo xtask`: the project's entry points, each doing its own set-up on a fresh machine.
 //!
 //! - `cargo xtask certify` — the main job: certify the reference candidates into `reports/`.
-//! - `cargo xtask test`    — the whole suite, exactly what CI runs (its set-up also builds the
-//!   OpenTelemetry Collector once per machine, see [`collector`], and the docker provider's
-//!   images when a Docker engine answers).
+//! - `cargo xtask test`    — `cargo fmt --check` and `clippy -D warnings`, then the whole suite,
+//!   exactly what CI runs (its set-up also builds the OpenTelemetry Collector once per machine,
+//!   see [`collector`], and the docker provider's images when a Docker engine answers).
 //! - `cargo xtask setup`   — only the set-up: what a fresh machine lacks (from Debian: Postgres
 //!   server binaries, Chromium for the HTML report test, xmllint for the JUnit schema check; and
 //!   a Go check).
 //! - `cargo xtask images`  — the docker provider's local images (`images/`), each built only when
 //!   `docker image inspect` does not find it: no registry is needed.
+//! - `cargo xtask stress`  — full certifications interrupted at 20 random moments (10 per
+//!   provider), each required to leave no process, container or directory (`tests/interrupts.rs`).
 //! - `cargo xtask releases` — both reference candidates certified on the previous release of
 //!   their framework and diffed against the pinned one, into `reports/releases/` (see [`releases`]).
 //! - `cargo xtask bench`   — measured figures (service start times for both providers, the
@@ -52,9 +54,10 @@ fn main() -> ExitCode {
         "certify" => setup().and_then(|()| certify(&rest)),
         "bench" => setup().and_then(|()| bench(&rest)),
         "releases" => setup().and_then(|()| releases::releases(&rest)),
+        "stress" => setup().and_then(|()| images_if_docker()).and_then(|()| stress(&rest)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|test|images|certify|releases|bench> [args]\n\n{}",
+                "usage: cargo xtask <setup|test|stress|images|certify|releases|bench> [args]\n\n{}",
                 HELP
             );
             return ExitCode::from(64);
@@ -73,6 +76,8 @@ fn main() -> ExitCode {
 
 const HELP: &str = "  setup    install what a fresh machine lacks (Debian: postgresql, chromium, libxml2-utils)
   test     setup, images (when a Docker engine answers), the OpenTelemetry Collector (cached), then the whole suite (what CI runs)
+  stress   setup, images, then interrupt full certifications at 20 random moments (10 per provider) and
+           require that nothing is left (tests/interrupts.rs; the test command runs 2 per provider)
   images   build the docker provider's local images that `docker image inspect` does not find
   certify  setup, then certify the reference candidates into reports/ (extra args go to `conform certify`)
   releases setup, then certify both reference candidates on the previous framework release and diff them
@@ -150,6 +155,16 @@ fn go_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Run a command in the workspace root, streaming its output; fail with its exit code.
+/// `cargo xtask stress`: `tests/interrupts.rs` with 10 moments per provider (20 in all) instead
+/// of the test command's 2; extra arguments go to the test binary (a trial filter).
+fn stress(rest: &[String]) -> Result<(), Failure> {
+    let moments = std::env::var("CONFORM_INTERRUPTS").unwrap_or_else(|_| "10".into());
+    run(command("cargo")
+        .args(["test", "--locked", "--test", "interrupts", "--"])
+        .args(rest)
+        .env("CONFORM_INTERRUPTS", moments))
+}
+
 /// A command of the developer's shell: it inherits the user's environment, as a person at the
 /// terminal would (xtask's one place a command is created).
 pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {

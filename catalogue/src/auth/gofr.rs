@@ -7,13 +7,14 @@
 //! checked-in test key ([`harness::jwks`]) and the scenario signs its own tokens, valid and
 //! broken in each documented way.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use harness::jwks::{RsaJwk, b64url};
 use harness::poll::{self, Poll};
 use harness::probe::{Exchange, Http};
 use harness::redact;
 use harness::service::stub::HttpStub;
+use harness::timeouts::{JWKS_ACCEPT, LOG_LINE, TOKEN_POLL};
 use harness::verdict::{Failure, Level};
 use serde_json::{Value, json};
 
@@ -29,13 +30,8 @@ const JWKS_PATH: &str = "/jwks.json";
 /// key-fetch scenarios see a refresh quickly.
 const JWKS_REFRESH_SECS: u64 = 2;
 
-/// How long the candidate may take to fetch the JWKS and accept a valid token: the boot fetch
-/// is asynchronous, and a failed one is retried on the next refresh; three refresh periods plus
-/// a margin for a loaded machine.
-const JWKS_ACCEPT: Duration = Duration::from_secs(3 * JWKS_REFRESH_SECS + 5);
-
-/// Pace of the token polls while waiting for the JWKS.
-const TOKEN_POLL: Duration = Duration::from_millis(200);
+// The JWKS wait ([`JWKS_ACCEPT`]) is three of these refresh periods plus a 5 s margin.
+const _: () = assert!(JWKS_ACCEPT.as_secs() == 3 * JWKS_REFRESH_SECS + 5);
 
 /// Key ID of the test key in the JWKS.
 const KID: &str = "conform-test-key";
@@ -255,9 +251,6 @@ async fn basic_auth(cx: &mut Cx) -> Result<(), Failure> {
     Ok(())
 }
 
-/// How long GR-AUTH-2 waits for a line the candidate logs at boot.
-const BOOT_LOG_LINE: Duration = Duration::from_secs(5);
-
 async fn basic_auth_without_credentials(cx: &mut Cx) -> Result<(), Failure> {
     let (app, _db) = boot_mode(cx, "basic", &[("CONF_BASIC_ARGS", "none".into())]).await?;
     let path = protected(cx)?;
@@ -268,7 +261,7 @@ async fn basic_auth_without_credentials(cx: &mut Cx) -> Result<(), Failure> {
     let line = app
         .running
         .output()
-        .wait_for_line("saying it proceeds without authentication", BOOT_LOG_LINE, |l| {
+        .wait_for_line("saying it proceeds without authentication", LOG_LINE, |l| {
             l.plain().contains("Proceeding without Authentication")
         })
         .await

@@ -20,8 +20,7 @@ mod generate;
 mod postgres;
 mod state;
 
-use std::time::Duration;
-
+use harness::timeouts::CLI_RUN;
 use harness::tool::{self, ToolRun};
 use harness::verdict::{Failure, Level};
 use harness::workdir::Workdir;
@@ -33,11 +32,6 @@ use engine::cx::{Attached, Cx};
 
 /// The CLI's package inside the framework module.
 const CLI_PACKAGE: &str = "cmd/gofastr";
-
-/// How long one CLI command may take. A migrate command against a local database finishes in
-/// well under a second; thirty seconds leaves room for a loaded 2-core machine and for the
-/// Postgres dialect probe's connection retries without letting a hung CLI stall the run.
-const CLI_RUN: Duration = Duration::from_secs(30);
 
 /// The tracking table the docs name (migrations.md › Tracking table).
 const TRACKING_TABLE: &str = "_migrations";

@@ -1,9 +1,8 @@
 //! Postgres-only CLI promises: the advisory lock the CLI shares with app boot, and `--create-db`.
 
-use std::time::Duration;
-
 use harness::poll::{self, Poll};
 use harness::timeouts;
+use harness::timeouts::CLI_LOCK_TAKEN;
 use harness::verdict::Failure;
 
 use super::*;
@@ -13,9 +12,6 @@ use engine::cx::{Cx, Db};
 /// ignored the lock would certainly bind meanwhile (GoFastr apps bind within a second of spawn),
 /// short enough to keep the scenario fast.
 const HOLD_SECONDS: u32 = 3;
-
-/// How long the CLI may take to reach the sleeping statement (connect, dialect, lock, table).
-const LOCK_TAKEN: Duration = Duration::from_secs(15);
 
 /// GF-CLI-7.
 pub(super) async fn lock_shared_with_boot(cx: &mut Cx) -> Result<(), Failure> {
@@ -52,7 +48,7 @@ pub(super) async fn lock_shared_with_boot(cx: &mut Cx) -> Result<(), Failure> {
         .await?;
     let seen = poll::wait_for(
         "the CLI's migration to be sleeping in Postgres",
-        LOCK_TAKEN,
+        CLI_LOCK_TAKEN,
         timeouts::POLL_INTERVAL,
         || {
             let active = sqlx::query_scalar::<_, i64>(

@@ -11,22 +11,13 @@ use std::time::Duration;
 
 use harness::output::Line;
 use harness::running::{Exit, ExitStatus};
+use harness::timeouts::{NO_LINE_WINDOW, OUTPUT_DRAIN};
 use harness::verdict::Failure;
 use serde_json::Value;
 
 use super::table::Expect;
 use engine::clause::Knob;
 use engine::cx::{App, Cx};
-
-/// How long to wait for a line the candidate already printed to reach the harness's line log.
-/// Reader tasks move it there within milliseconds; the ceiling only bounds the wait for a line
-/// that never comes (a recorded, not graded, expectation costs at most this much).
-const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
-
-/// How long a "no such line" expectation watches the log after the app served: long enough for
-/// a line a framework prints from a goroutine started at serve time (seen missing the check once
-/// in three mutant runs on a loaded 2-core machine when it was judged at once).
-const NO_LINE_WINDOW: Duration = Duration::from_secs(1);
 
 /// How a launch ended up once the harness stopped waiting for it to serve.
 pub(super) enum Outcome {

@@ -19,19 +19,12 @@ use std::time::Duration;
 use harness::poll::{self, Poll};
 use harness::probe::{Exchange, Http};
 use harness::service::proxy::Fault;
+use harness::timeouts::{DB_STATE_CHANGE, HEALTH_PROBE_INTERVAL};
 use harness::verdict::Failure;
 use serde_json::Value;
 
 use engine::clause::Clause;
 use engine::cx::{App, Attached, Cx, Db};
-
-/// How long a candidate may take to notice its database went away or came back. GoFastr pings
-/// on every readiness request; GoFr's SQL ping times out after 1 s and it reconnects on a 10 s
-/// cycle, so 30 s covers both with margin.
-const DB_STATE_CHANGE: Duration = Duration::from_secs(30);
-
-/// Pace of probes while waiting for a state change: a few per second is what orchestrators do.
-const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The HEALTH clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
@@ -136,7 +129,7 @@ fn expect_header(what: &str, exchange: &Exchange, name: &str, expected: &str) ->
     }
 }
 
-/// Poll a probe every [`PROBE_INTERVAL`] until `done` accepts its response. The first look and
+/// Poll a probe every [`HEALTH_PROBE_INTERVAL`] until `done` accepts its response. The first look and
 /// the last few are kept as evidence, enough to show the transition. Never seeing the awaited
 /// state within [`DB_STATE_CHANGE`] is a violation: the probe does not track the database.
 async fn poll_probe(
@@ -149,7 +142,7 @@ async fn poll_probe(
     let addr = app.addr().expect("booted apps have a port");
     let http = Http::new()?;
     let looks = std::sync::Mutex::new(Vec::new());
-    let result = poll::wait_for(what, DB_STATE_CHANGE, PROBE_INTERVAL, || {
+    let result = poll::wait_for(what, DB_STATE_CHANGE, HEALTH_PROBE_INTERVAL, || {
         let (http, looks, done) = (http.clone(), &looks, &done);
         async move {
             match http.get(addr, path).await {

@@ -23,11 +23,10 @@
 mod local;
 mod remote;
 
-use std::time::Duration;
-
 use harness::output::{Line, Output, Stream};
 use harness::poll::{self, Poll};
 use harness::timeouts;
+use harness::timeouts::LOG_LINE;
 use harness::verdict::{Failure, Level};
 use serde_json::{Map, Value};
 
@@ -54,11 +53,6 @@ const HANDLER_LINES: [(&str, &str); 4] = [
     (WARN_MSG, "WARN"),
     (ERROR_MSG, "ERROR"),
 ];
-
-/// How long a line may take to reach the line log once the request that writes it was answered.
-/// GoFr writes handler lines (and the request-log line) before the response goes out, and reading
-/// a pipe takes microseconds; five seconds is only for a loaded 2-core machine.
-const LOG_LINE: Duration = Duration::from_secs(5);
 
 /// The LOG clauses (GoFr only: GoFastr's catalogue has no logging area).
 pub fn clauses() -> Vec<Clause> {
@@ -409,6 +403,8 @@ fn listed(items: &[String], n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

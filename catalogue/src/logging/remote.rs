@@ -14,6 +14,7 @@ use harness::output::Output;
 use harness::poll::{self, Poll, PollError};
 use harness::probe::{Exchange, Http};
 use harness::service::stub::HttpStub;
+use harness::timeouts::{CRASH_WATCH, LEVEL_FOLLOWS, LEVEL_PROBE_PACE, REMOTE_LEVEL_POLLS};
 use harness::verdict::Failure;
 
 use super::*;
@@ -28,24 +29,9 @@ const SERVICE: &str = "conform-logging";
 /// `REMOTE_LOG_FETCH_INTERVAL`: the smallest whole number of seconds, to keep the area fast.
 const INTERVAL_SECS: u64 = 1;
 
-/// How long the candidate may take to poll the endpoint a given number of times: boot plus
-/// those intervals takes a few seconds; ten allows a loaded machine.
-const POLLS_CEILING: Duration = Duration::from_secs(10);
-
-/// How long the level may take to follow the endpoint's answer. The docs say it is picked up at
-/// the fetch interval (1 s here); ten intervals is generous, and missing it is a violation.
-const LEVEL_FOLLOWS: Duration = Duration::from_secs(10);
-
-/// Pace of log-endpoint requests while waiting for the level to change: a few per interval.
-const PROBE_PACE: Duration = Duration::from_millis(250);
-
 /// Accepted spacing of two consecutive polls at a 1 s interval: the ticker is exact, so this
 /// only absorbs scheduling on a loaded machine and the 25 ms resolution of watching the stub.
 const GAP_RANGE: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2500));
-
-/// How long a candidate given a zero or negative interval is watched for an exit. The first
-/// fetch happens as the app is created, so a crash after it comes within milliseconds.
-const CRASH_WATCH: Duration = Duration::from_secs(3);
 
 /// The documented answer of a level endpoint.
 fn answer(service: &str, level: &str) -> String {
@@ -73,7 +59,7 @@ async fn wait_polls(app: &mut App, stub: &HttpStub, n: usize) -> Result<Vec<Inst
     app.running
         .wait_until(
             &format!("the level endpoint to be polled {n} times"),
-            POLLS_CEILING,
+            REMOTE_LEVEL_POLLS,
             || {
                 let hits = stub.hits().len();
                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,7 +95,7 @@ async fn debug_in_force(http: &Http, app: &App, path: &str) -> Result<(bool, Exc
     Ok((count(output, Stream::Stdout, DEBUG_MSG) > debug_before, ex))
 }
 
-/// Poll the log endpoint every [`PROBE_PACE`] until DEBUG is (or is no longer) in force; returns
+/// Poll the log endpoint every [`LEVEL_PROBE_PACE`] until DEBUG is (or is no longer) in force; returns
 /// how long that took. Not within [`LEVEL_FOLLOWS`] is a violation of `promise`.
 async fn level_becomes(cx: &mut Cx, app: &App, path: &str, debug: bool, promise: &str) -> Result<Duration, Failure> {
     let http = Http::new()?;
@@ -120,7 +106,7 @@ async fn level_becomes(cx: &mut Cx, app: &App, path: &str, debug: bool, promise:
     } else {
         "DEBUG lines to stop"
     };
-    let result = poll::wait_for(what, LEVEL_FOLLOWS, PROBE_PACE, || {
+    let result = poll::wait_for(what, LEVEL_FOLLOWS, LEVEL_PROBE_PACE, || {
         let (http, looks) = (&http, &looks);
         async move {
             match debug_in_force(http, app, path).await {

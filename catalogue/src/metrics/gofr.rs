@@ -3,10 +3,10 @@
 //! behaviours (naming and scope labels; runtime gauges refreshed per scrape).
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use harness::poll::{self, Poll};
 use harness::prometheus::{self, Exposition, Kind};
+use harness::timeouts::{SCRAPE_INTERVAL, SQL_GAUGE_REFRESH};
 use harness::verdict::Failure;
 
 use super::{
@@ -60,13 +60,6 @@ const NOT_APPLICABLE: [&str; 15] = [
 
 /// production-prometheus-kubernetes › What /metrics looks like: the sample's bucket bounds (s).
 const DOCUMENTED_HTTP_BOUNDS: [f64; 2] = [0.005, 0.01];
-
-/// How long the SQL pool gauges may take to show an open connection. The catalogue (GR-MET-5,
-/// sql.go) has them refreshed every 10 s; 15 s covers one full cycle plus a loaded machine.
-const SQL_GAUGE_REFRESH: Duration = Duration::from_secs(15);
-
-/// Pace of scrapes while waiting for the pool gauges (a scrape costs the candidate little).
-const SCRAPE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Requests the custom-metrics route gets in GR-MET-6 (and in GR-MET-4, once).
 const CUSTOM_HITS: usize = 3;

@@ -7,14 +7,13 @@
 //! runner of the scaffold is switched off (`HARNESS_NO_VERSIONED_MIGRATIONS=1`) where it would
 //! otherwise meet the database first and hide what `App.Start` does.
 
-use std::time::Duration;
-
 use harness::poll::Poll;
 use harness::probe::{self, Connect};
 use harness::running::ExitStatus;
 use harness::service::proxy::Fault;
 use harness::service::schema::Schema;
 use harness::timeouts;
+use harness::timeouts::LOCKED_CONNECT_PROBE;
 use harness::verdict::{Failure, Level};
 
 use super::gofastr::{fmt_cols, items_table, missing_table};
@@ -33,9 +32,6 @@ const NO_VERSIONED: &str = "HARNESS_NO_VERSIONED_MIGRATIONS";
 
 /// The scaffold's second entity, migrated after `items` (entities are migrated in name order).
 const LATER_ENTITY: &str = "posts";
-
-/// How long one connect attempt to the candidate's port may take while it waits for the lock.
-const CONNECT_PROBE: Duration = Duration::from_secs(2);
 
 /// GoFastr's MIG clauses about failures and replicas.
 pub(super) fn clauses() -> Vec<Clause> {
@@ -193,7 +189,7 @@ pub(crate) async fn waits_for_held_lock(cx: &mut Cx) -> Result<(), Failure> {
     let addr = app
         .addr()
         .ok_or_else(|| Failure::harness("the app has no known port"))?;
-    let connect = probe::tcp_connect(addr, CONNECT_PROBE).await?;
+    let connect = probe::tcp_connect(addr, LOCKED_CONNECT_PROBE).await?;
     let during = snapshot(cx, &attached, "while the lock is held").await?;
     cx.note("connect while waiting", format!("{connect:?}"));
     if connect != Connect::Refused {

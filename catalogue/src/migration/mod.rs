@@ -15,11 +15,10 @@ mod gofr;
 
 pub(crate) use gofastr_boot::waits_for_held_lock;
 
-use std::time::Duration;
-
 use harness::output::Line;
 use harness::running::Signal;
 use harness::service::schema::{Inspector, Schema};
+use harness::timeouts::{EXITED_OUTPUT, STOP_BETWEEN_BOOTS};
 use harness::verdict::Failure;
 
 use engine::clause::Clause;
@@ -31,13 +30,6 @@ pub fn clauses() -> Vec<Clause> {
     all.extend(gofr::clauses());
     all
 }
-
-/// How long an idle candidate may take to exit after SIGTERM between two boots. Neither framework
-/// has anything to drain here; this bounds a hang, well inside both documented shutdown defaults.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// How long the last lines of a candidate that has exited may take to come through its pipes.
-const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 
 /// A connection to the database `db` that the candidate uses.
 pub(crate) async fn inspector(db: &Attached, create: bool) -> Result<Inspector, Failure> {
@@ -105,10 +97,10 @@ pub(crate) fn fmt_rows(rows: &[Vec<Option<String>>]) -> String {
 
 /// Stop an app with SIGTERM between two boots, recording how it ended.
 pub(crate) async fn stop(cx: &mut Cx, app: &mut App) -> Result<(), Failure> {
-    let exit = cx.stop(app, Signal::SIGTERM, STOP_GRACE).await?;
+    let exit = cx.stop(app, Signal::SIGTERM, STOP_BETWEEN_BOOTS).await?;
     if exit.killed_after_grace {
         return Err(Failure::harness(format!(
-            "the candidate did not exit within {STOP_GRACE:?} of SIGTERM, so the next boot could not start cleanly"
+            "the candidate did not exit within {STOP_BETWEEN_BOOTS:?} of SIGTERM, so the next boot could not start cleanly"
         )));
     }
     Ok(())
@@ -131,7 +123,7 @@ pub(crate) async fn refused_boot(
     let line = app
         .running
         .output()
-        .wait_for_line("explaining the refusal", OUTPUT_DRAIN, |l| last_words(&l.plain()))
+        .wait_for_line("explaining the refusal", EXITED_OUTPUT, |l| last_words(&l.plain()))
         .await
         .ok()
         .map(|l: Line| l.plain());

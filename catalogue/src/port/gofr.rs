@@ -2,7 +2,6 @@
 //! busy ports, and HTTPS on the HTTP port.
 
 use std::net::TcpListener;
-use std::time::Duration;
 
 use harness::sockets::{ListenSocket, Reach};
 use harness::timeouts;
@@ -118,7 +117,7 @@ async fn gofr_metrics_port(cx: &mut Cx) -> Result<(), Failure> {
     let disabled = app
         .running
         .output()
-        .wait_for_line("saying the metrics server is disabled", Duration::from_secs(5), |l| {
+        .wait_for_line("saying the metrics server is disabled", timeouts::LOG_LINE, |l| {
             l.text.contains("Metrics server is disabled")
         })
         .await;
@@ -169,7 +168,7 @@ async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
     cx.note("with CERT_FILE and KEY_FILE", &listening);
     let addr = app.addr().expect("port");
     let liveness = cx.profile().liveness;
-    match harness::tls::get(addr, &cert, liveness, Duration::from_secs(5)).await? {
+    match harness::tls::get(addr, &cert, liveness, timeouts::TLS_REQUEST).await? {
         harness::tls::Handshake::Completed { protocol, status_line } => {
             cx.note("TLS", format!("{protocol}, GET {liveness}: {status_line}"));
             if !status_line.contains(" 200") {
@@ -200,7 +199,7 @@ async fn gofr_https(cx: &mut Cx) -> Result<(), Failure> {
         .output()
         .wait_for_line(
             "on stderr (the app reporting the missing file)",
-            Duration::from_secs(10),
+            timeouts::STARTUP_ERROR_LINE,
             |l| l.stream == harness::output::Stream::Stderr,
         )
         .await;

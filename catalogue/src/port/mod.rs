@@ -16,6 +16,7 @@ mod gofr;
 use std::net::TcpListener;
 
 use harness::poll::Poll;
+use harness::ready::{Condition, Ready};
 use harness::sockets::{ListenSocket, Reach};
 use harness::timeouts;
 use harness::verdict::Failure;
@@ -43,19 +44,10 @@ async fn listening_sockets(cx: &mut Cx, app: &mut App) -> Result<Vec<ListenSocke
 
 /// Wait until the app listens on `port`; describe what it listens on either way (for notes).
 async fn wait_port(app: &mut App, port: u16) -> String {
-    let pid = app.running.pid();
-    let waited = app
-        .running
-        .wait_until(&format!("a listener on port {port}"), timeouts::boot(), || async move {
-            match harness::sockets::listening(pid) {
-                Ok(s) if s.iter().any(|s| s.port() == port) => Poll::Ready(s),
-                Ok(s) => Poll::NotYet(format!("listening on [{}]", fmt_sockets(&s))),
-                Err(e) => Poll::NotYet(e.to_string()),
-            }
-        })
-        .await;
-    match waited {
-        Ok(sockets) => format!("listening on {}", fmt_sockets(&sockets)),
+    let ready =
+        Ready::new(Condition::ListeningOn(port), timeouts::boot()).described(format!("a listener on port {port}"));
+    match app.running.wait_ready(&ready).await {
+        Ok(reached) => format!("listening on {}", fmt_sockets(&reached.sockets)),
         Err(err) => err.to_string(),
     }
 }

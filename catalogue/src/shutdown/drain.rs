@@ -18,28 +18,16 @@ use harness::poll::{Poll, PollError};
 use harness::probe::{self, Connect, Exchange, Http, Outcome};
 use harness::running::{Exit, ExitStatus, Signal};
 use harness::sockets;
+use harness::timeouts::{CONNECT_PROBE, EXIT_MARGIN, IN_FLIGHT_UP};
 use harness::verdict::Failure;
 
 use engine::clause::Knob;
 use engine::cx::{App, Cx, Db};
 
-/// How long after the deadline the process may take to be gone. Go's `Server.Shutdown` polls
-/// idle connections every ≤500 ms and the teardown after it (batteries, hooks, pools) is quick;
-/// two seconds covers that on a loaded 2-core machine.
-pub(super) const EXIT_MARGIN: Duration = Duration::from_secs(2);
-
 /// How much earlier than the deadline a forced exit may be observed. The framework starts its
 /// timer when it receives the signal, which is after the harness sends it; this only absorbs the
 /// harness's own polling granularity.
 pub(super) const FORCE_EARLY: Duration = Duration::from_millis(250);
-
-/// How long the in-flight requests may take to be accepted by the candidate. Loopback connects
-/// are immediate; this bounds a candidate that stopped accepting.
-const IN_FLIGHT_UP: Duration = Duration::from_secs(5);
-
-/// Timeout of one probing connect after the signal: a listening socket accepts at once on
-/// loopback, a closed one refuses at once.
-const CONNECT_PROBE: Duration = Duration::from_millis(500);
 
 /// Which shutdown deadline a case runs with.
 #[derive(Debug, Clone, Copy)]

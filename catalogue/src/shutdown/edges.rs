@@ -12,17 +12,14 @@ use harness::running::{ExitStatus, Signal};
 use harness::service::otlp::Transport;
 use harness::service::proxy::Fault;
 use harness::timeouts;
+use harness::timeouts::{EXIT_MARGIN, IDLE_EXIT, SIGNAL_DEFAULT_ACTION, SPAN_ARRIVAL};
 use harness::verdict::Failure;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::drain::{self, EXIT_MARGIN, FORCE_EARLY};
+use super::drain::{self, FORCE_EARLY};
 use engine::clause::Knob;
 use engine::cx::{Cx, Db};
 use engine::repeat;
-
-/// How long a candidate may take to exit after a signal once nothing is in flight: the drain of
-/// an idle server is immediate; this is the same margin the drain clauses give.
-const IDLE_EXIT: Duration = EXIT_MARGIN;
 
 /// GoFastr's documented ReadHeaderTimeout default (deploy.md › HTTP server timeouts).
 const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,10 +28,6 @@ const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// response may take after it (the middleware answers as soon as the context ends).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT_MARGIN: Duration = Duration::from_secs(2);
-
-/// How long the control run waits for its spans with a 200 ms batch delay: several export
-/// cycles plus the exporter's connection set-up.
-const SPAN_CONTROL: Duration = Duration::from_secs(10);
 
 /// The batch delay of the control run (ms): short, so export is quick to confirm.
 const CONTROL_BATCH_DELAY: &str = "200";
@@ -70,7 +63,7 @@ pub(super) async fn spans_at_shutdown(cx: &mut Cx) -> Result<(), Failure> {
         cx.expect_status(&format!("GET {path}"), &ex, 200)?;
         if control {
             let seen = receiver
-                .wait_for_spans("the control run's spans (200 ms batch delay)", SPAN_CONTROL, |s| !s.is_empty())
+                .wait_for_spans("the control run's spans (200 ms batch delay)", SPAN_ARRIVAL, |s| !s.is_empty())
                 .await
                 .map_err(|e| {
                     Failure::harness(format!(
@@ -156,12 +149,6 @@ pub(super) async fn signal_before_bind(cx: &mut Cx) -> Result<(), Failure> {
     Ok(())
 }
 
-/// GF-SHUT-7: the slowloris connection closed at ReadHeaderTimeout, and a handler cut at
-/// RequestTimeout.
-/// How long a process whose signal handling is off may take to die of SIGTERM: the kernel ends it
-/// at once; the margin covers a loaded machine.
-const DEFAULT_ACTION: Duration = Duration::from_secs(5);
-
 /// GF-SHUT-6: `DisableSignalHandling` hands SIGTERM back to Go's default action (death by the
 /// signal, no drain), unless the app installs its own handler. Recorded, not graded.
 pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
@@ -173,7 +160,7 @@ pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
             Ok(())
         })
         .await?;
-    let exit = cx.stop(&mut app, Signal::SIGTERM, DEFAULT_ACTION).await?;
+    let exit = cx.stop(&mut app, Signal::SIGTERM, SIGNAL_DEFAULT_ACTION).await?;
     cx.note(
         format!("{knob}=1, SIGTERM"),
         format!(
@@ -198,6 +185,8 @@ pub(super) async fn signal_handling_off(cx: &mut Cx) -> Result<(), Failure> {
     Ok(())
 }
 
+/// GF-SHUT-7: the slowloris connection closed at ReadHeaderTimeout, and a handler cut at
+/// RequestTimeout.
 pub(super) async fn server_deadlines(cx: &mut Cx) -> Result<(), Failure> {
     let var = cx.knob(Knob::RequestTimeoutEnv)?;
     let slow = drain::slow_path(cx, Duration::from_secs(5))?;

@@ -17,6 +17,7 @@ use harness::probe::Exchange;
 use harness::redact;
 use harness::service::otlp::{ReceivedSpan, Transport};
 use harness::timeouts;
+use harness::timeouts::LOG_LINE;
 use harness::verdict::{Failure, Level};
 
 use super::*;
@@ -29,10 +30,6 @@ pub(super) const HELLO: &str = "/hello";
 
 /// The response header carrying GoFr's correlation ID (the trace ID).
 pub(super) const CORRELATION: &str = "x-correlation-id";
-
-/// How long the request log line may take after the response: GoFr writes it as the request
-/// completes, so this only absorbs scheduling on a loaded machine.
-const REQUEST_LOG: Duration = Duration::from_secs(5);
 
 /// GoFr's TRC clauses.
 pub(super) fn clauses() -> Vec<Clause> {
@@ -188,7 +185,7 @@ async fn request_logged(app: &App, path: &str) -> Result<(), Failure> {
     let needle = format!("\"uri\":\"{path}\"");
     app.running
         .output()
-        .wait_for_line(&format!("logging the {path} request"), REQUEST_LOG, |l| {
+        .wait_for_line(&format!("logging the {path} request"), LOG_LINE, |l| {
             l.text.contains(&needle)
         })
         .await

@@ -33,10 +33,10 @@ mod gofr;
 mod gofr_spans;
 
 use std::io::Read;
-use std::time::Duration;
 
 use harness::probe::Exchange;
 use harness::service::otlp::{OtlpReceiver, OtlpSink, ReceivedSpan, Transport};
+use harness::timeouts::{EXIT_AFTER_SIGTERM, NO_SPAN_WINDOW, SPAN_ARRIVAL};
 use harness::verdict::Failure;
 
 use engine::clause::{Clause, Knob};
@@ -53,20 +53,6 @@ pub(crate) const QUICK_BATCH_DELAY: &str = "200";
 /// Export interval when spans must arrive only through the flush at shutdown: ten minutes, far
 /// beyond any scenario, so no periodic export can deliver them first.
 const HOLD_BATCH_DELAY: &str = "600000";
-
-/// How long spans may take to reach the receiver with [`QUICK_BATCH_DELAY`]: fifty export
-/// cycles, which also covers the exporter's first connection on a loaded 2-core machine.
-const SPAN_ARRIVAL: Duration = Duration::from_secs(10);
-
-/// The window in which no span may arrive, for the cases where no sentinel can be exported
-/// (tracing off, an exporter that cannot connect): ten export cycles of [`QUICK_BATCH_DELAY`]
-/// after the request is known to be finished. A working exporter delivers within one or two
-/// cycles (the positive cases record how long theirs took).
-const NO_SPAN_WINDOW: Duration = Duration::from_secs(2);
-
-/// How long an idle candidate may take to exit after SIGTERM: the HTTP drain of an idle server
-/// is immediate, and the GoFastr candidate bounds its `OnStop` span flush at 5 s.
-const EXIT_AFTER_SIGTERM: Duration = Duration::from_secs(10);
 
 /// The TRACE and TRC clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {

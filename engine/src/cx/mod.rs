@@ -14,7 +14,6 @@ use std::time::Duration;
 use harness::candidate::{Build, Candidate, Variant};
 use harness::evidence::{Evidence, LaunchEvidence, OUTPUT_TAIL_LINES};
 use harness::output::Output;
-use harness::poll::Poll;
 use harness::probe::{Exchange, Http, Outcome};
 use harness::process::{Launch, LaunchRecord};
 use harness::redact;
@@ -380,7 +379,8 @@ impl Cx {
         }
     }
 
-    /// Wait until the app's liveness probe answers 200 on loopback. A candidate that exits or
+    /// Wait until the app is live as its profile defines it ([`Profile::live`]: the liveness probe
+    /// answers 200 on loopback, from the candidate itself). A candidate that exits or
     /// never answers has broken the basic promise of serving: that is a violation with its exit
     /// and output as evidence.
     pub async fn wait_live(&mut self, app: &mut App) -> Result<(), Failure> {
@@ -388,31 +388,10 @@ impl Cx {
             return Err(Failure::harness("wait_live needs the app's port"));
         };
         let path = self.profile().liveness;
-        let http = self.http.clone();
-        let pid = app.running.pid();
-        let waited = app
-            .running
-            .wait_until(&format!("GET {path} on {addr} to answer 200"), timeouts::boot(), || {
-                let http = http.clone();
-                async move {
-                    match http.get(addr, path).await {
-                        // The answer must come from this candidate: when another process took the
-                        // port the harness picked (the port race), a candidate of a neighbouring
-                        // scenario may answer there while this one is failing to bind.
-                        Ok(ex) if ex.status() == Some(200) && !listens_elsewhere(pid, addr.port()) => Poll::Ready(ex),
-                        Ok(ex) if ex.status() == Some(200) => Poll::NotYet(format!(
-                            "port {} answered by a process other than pid {pid}",
-                            addr.port()
-                        )),
-                        Ok(ex) => Poll::NotYet(ex.summary()),
-                        Err(err) => Poll::Abort(err.to_string()),
-                    }
-                }
-            })
-            .await;
+        let waited = app.running.wait_ready(&self.profile().live(addr)).await;
         match waited {
-            Ok(exchange) => {
-                self.evidence.exchanges.push(exchange);
+            Ok(reached) => {
+                self.evidence.exchanges.extend(reached.exchanges);
                 Ok(())
             }
             Err(err) => {
@@ -559,13 +538,6 @@ impl Cx {
             index: self.launches.len() - 1,
         })
     }
-}
-
-/// True when the process `pid` demonstrably does not listen on `port` (its sockets are readable
-/// and none is bound to it): whoever answered there is someone else. Unreadable sockets are not
-/// taken as evidence either way.
-fn listens_elsewhere(pid: u32, port: u16) -> bool {
-    harness::sockets::listening(pid).is_ok_and(|sockets| !sockets.iter().any(|s| s.addr.port() == port))
 }
 
 /// True when the app exited saying a port it was told to bind was taken (the harness's port

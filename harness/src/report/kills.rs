@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::verdict::{Level, Verdict};
+use crate::verdict::{ClauseResult, Level, Verdict};
 
 use super::Report;
 
@@ -66,6 +66,12 @@ pub struct MutantReport {
 impl KillMatrix {
     /// The matrix of `mutants` against `reference`.
     pub fn new(reference: &Report, mutants: &[MutantReport]) -> KillMatrix {
+        KillMatrix::of(&reference.results, mutants)
+    }
+
+    /// The matrix of `mutants` against the reference's `results` (before its report is built,
+    /// so that the report is built once, whole).
+    pub fn of(reference: &[ClauseResult], mutants: &[MutantReport]) -> KillMatrix {
         let verdict_on = |report: &Report, clause: &str| {
             report
                 .results
@@ -73,7 +79,7 @@ impl KillMatrix {
                 .find(|r| r.clause == clause)
                 .map(|r| r.verdict.clone())
         };
-        let graded = || reference.results.iter().filter(|r| r.level != Level::Info);
+        let graded = || reference.iter().filter(|r| r.level != Level::Info);
         let runs: Vec<MutantRun> = mutants
             .iter()
             .map(|m| MutantRun {

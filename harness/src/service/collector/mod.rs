@@ -14,7 +14,7 @@
 //!   otherwise bind a fixed metrics port shared by every collector on the machine);
 //! - the audited process launch ([`Running::spawn`]): cleared environment, own process group,
 //!   registered with the reaper (Ctrl-C kills it), output captured into its work directory;
-//! - readiness as a condition: the health check answers 200 ("Server available", which the
+//! - readiness as data (a [`Ready`]): the health check answers 200 ("Server available", which the
 //!   extension reports only once every component has started) and both OTLP ports accept a
 //!   connection, polled with a ceiling, failing fast (with the collector's last lines) if it
 //!   exits. Free ports are taken by someone else between choosing and binding only rarely; a
@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::poll::{Poll, PollError};
-use crate::probe::{self, Connect, Http};
+use crate::poll::PollError;
 use crate::process::Launch;
+use crate::ready::{Condition, Ready};
 use crate::running::{ProcessError, Running, Signal};
 use crate::service::otlp::OtlpReceiver;
 use crate::workdir::Workdir;
@@ -84,6 +84,12 @@ pub enum CollectorError {
         /// The last lines it printed.
         tail: String,
     },
+}
+
+impl From<CollectorError> for crate::verdict::Failure {
+    fn from(err: CollectorError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
+    }
 }
 
 /// A running collector forwarding to one receiver. Dropping it kills its process group.
@@ -142,15 +148,7 @@ impl Collector {
         launch.args = vec!["--config".into(), config.display().to_string()];
         let started = Instant::now();
         let mut running = Running::spawn(&launch, workdir)?;
-        let http =
-            Http::with_timeout(timeouts::POLL_INTERVAL * 20).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let ready = running
-            .wait_until(
-                "the OpenTelemetry Collector's health check to answer 200 and its OTLP ports to accept",
-                timeouts::COLLECTOR_START,
-                || readiness(&http, ports),
-            )
-            .await;
+        let ready = running.wait_ready(&readiness(ports)).await;
         if let Err(error) = ready {
             running.drain_output().await;
             return Err(CollectorError::NotReady {
@@ -205,22 +203,29 @@ impl Collector {
     }
 }
 
-/// One look at readiness: the health check's status, then both OTLP listeners.
-async fn readiness(http: &Http, ports: Ports) -> Poll<()> {
-    let health = match http.get(ports.health, "/").await {
-        Ok(ex) if ex.status() == Some(200) => None,
-        Ok(ex) => Some(format!("health check: {}", ex.summary())),
-        Err(e) => Some(format!("health check: {e}")),
+/// Readiness: the health check answers 200 (whoever answers on its port: unlike a candidate's
+/// boot, no check of which process holds it), then both OTLP listeners accept, all at one look.
+fn readiness(ports: Ports) -> Ready {
+    let accepts = |addr| Condition::Accepts {
+        addr,
+        connect: timeouts::COLLECTOR_LOOK,
     };
-    if let Some(seen) = health {
-        return Poll::NotYet(seen);
-    }
-    for (name, addr) in [("gRPC", ports.grpc), ("HTTP", ports.http)] {
-        match probe::tcp_connect(addr, timeouts::POLL_INTERVAL * 20).await {
-            Ok(Connect::Accepted) => {}
-            Ok(other) => return Poll::NotYet(format!("health check 200, OTLP {name} {addr}: {other:?}")),
-            Err(e) => return Poll::NotYet(format!("health check 200, OTLP {name} {addr}: {e}")),
-        }
-    }
-    Poll::Ready(())
+    Ready::all(
+        [
+            (
+                "health check".to_string(),
+                Condition::Http {
+                    addr: ports.health,
+                    path: "/".into(),
+                    status: 200,
+                    request: timeouts::COLLECTOR_LOOK,
+                    from_this_process: false,
+                },
+            ),
+            (format!("OTLP gRPC {}", ports.grpc), accepts(ports.grpc)),
+            (format!("OTLP HTTP {}", ports.http), accepts(ports.http)),
+        ],
+        timeouts::COLLECTOR_START,
+    )
+    .described("the OpenTelemetry Collector's health check to answer 200 and its OTLP ports to accept")
 }

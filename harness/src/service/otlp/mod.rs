@@ -91,6 +91,12 @@ pub enum OtlpError {
     },
 }
 
+impl From<OtlpError> for crate::verdict::Failure {
+    fn from(err: OtlpError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
+    }
+}
+
 /// Everything received, behind one lock so spans, records and subscribers stay in one order.
 #[derive(Default)]
 struct Store {

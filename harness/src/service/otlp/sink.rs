@@ -34,6 +34,12 @@ pub enum SinkError {
     Collector(#[from] CollectorError),
 }
 
+impl From<SinkError> for crate::verdict::Failure {
+    fn from(err: SinkError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
+    }
+}
+
 /// The OTLP endpoint of one scenario. See the module docs.
 #[derive(Debug)]
 pub struct OtlpSink {

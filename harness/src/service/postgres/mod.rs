@@ -167,6 +167,12 @@ pub enum PostgresError {
     },
 }
 
+impl From<PostgresError> for crate::verdict::Failure {
+    fn from(err: PostgresError) -> Self {
+        crate::verdict::Failure::harness(err.to_string())
+    }
+}
+
 fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
         return "(no directories)".into();
