@@ -107,6 +107,91 @@ mod tests {
         assert!(missing.is_empty(), "catalogue clauses with no scenario: {missing:?}");
     }
 
+    /// The modules of the catalogue import each other without a cycle (an area may use another
+    /// area's helpers, one way): read from the sources, `use super::x` and `crate::x::y` paths.
+    #[test]
+    fn catalogue_modules_import_each_other_without_a_cycle() {
+        use std::collections::{BTreeMap, BTreeSet};
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut paths = Vec::new();
+        files(&src, &mut paths);
+        let name = |p: &std::path::Path| {
+            let rel = p.strip_prefix(&src).unwrap().with_extension("");
+            let rel = rel.to_string_lossy().replace('/', "::");
+            rel.strip_suffix("::mod").unwrap_or(&rel).to_string()
+        };
+        let modules: BTreeMap<String, String> = paths
+            .iter()
+            .map(|p| (name(p), std::fs::read_to_string(p).unwrap()))
+            .collect();
+        let path_words = |text: &str, prefix: &str| -> Vec<String> {
+            text.match_indices(prefix)
+                .map(|(i, _)| {
+                    text[i + prefix.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_' || *c == ':')
+                        .collect::<String>()
+                })
+                .collect()
+        };
+        let mut edges: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for (module, text) in &modules {
+            let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+            for path in path_words(text, "crate::") {
+                let mut parts = path.split("::").filter(|p| !p.is_empty());
+                let first = parts.next().unwrap_or_default().to_string();
+                let two = parts.next().map(|second| format!("{first}::{second}"));
+                let target = two.filter(|t| modules.contains_key(t)).unwrap_or(first);
+                if modules.contains_key(&target) && target != *module {
+                    edges.entry(module).or_default().insert(target);
+                }
+            }
+            for path in path_words(text, "super::") {
+                let sibling = path.split("::").next().unwrap_or_default();
+                let target = if parent.is_empty() {
+                    sibling.to_string()
+                } else {
+                    format!("{parent}::{sibling}")
+                };
+                if modules.contains_key(&target) && target != *module {
+                    edges.entry(module).or_default().insert(target);
+                }
+            }
+        }
+        // Depth-first search for a path back to where it started.
+        fn reaches(
+            edges: &BTreeMap<&str, BTreeSet<String>>,
+            from: &str,
+            to: &str,
+            seen: &mut BTreeSet<String>,
+        ) -> bool {
+            edges
+                .get(from)
+                .into_iter()
+                .flatten()
+                .any(|next| next == to || (seen.insert(next.clone()) && reaches(edges, next, to, seen)))
+        }
+        let cycles: Vec<&str> = edges
+            .keys()
+            .copied()
+            .filter(|m| reaches(&edges, m, m, &mut BTreeSet::new()))
+            .collect();
+        assert!(
+            cycles.is_empty(),
+            "catalogue modules on an import cycle: {cycles:?} (edges: {edges:?})"
+        );
+    }
+
     #[test]
     fn clause_ids_are_unique_and_name_their_framework_and_area() {
         let all = registry();

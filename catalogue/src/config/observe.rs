@@ -15,9 +15,36 @@ use harness::timeouts::{NO_LINE_WINDOW, OUTPUT_DRAIN};
 use harness::verdict::Failure;
 use serde_json::Value;
 
-use super::table::Expect;
 use engine::clause::Knob;
 use engine::cx::{App, Cx};
+
+/// One observable outcome of a case.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// The app serves: its liveness probe answers 200 on the port the harness gave it (or wrote
+    /// into a file as `{port}`).
+    Serves,
+    /// The echo endpoint reports the variable set, with exactly this value.
+    Value(&'static str, &'static str),
+    /// The echo endpoint reports the variable absent from the process environment.
+    Absent(&'static str),
+    /// `GET` of the path answers this status.
+    Status(&'static str, u16),
+    /// `GET` of the app's own echo route (an ordinary app route) answers this status.
+    EchoRoute(u16),
+    /// `GET` of the path answers JSON with this string at the JSON pointer.
+    Json(&'static str, &'static str, &'static str),
+    /// The process exits before serving, with a non-zero code (this one, if given), and its
+    /// output mentions every string.
+    Refuses(Option<i32>, &'static [&'static str]),
+    /// The file holding this sentinel key is rejected as a whole: the app refuses to boot, or it
+    /// boots without the sentinel.
+    Rejected(&'static str),
+    /// Some output line contains the text.
+    Line(&'static str),
+    /// No output line contains the text (checked after the app has served a request).
+    NoLine(&'static str),
+}
 
 /// How a launch ended up once the harness stopped waiting for it to serve.
 pub(super) enum Outcome {

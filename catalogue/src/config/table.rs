@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use harness::verdict::{Failure, Level};
 use harness::{ports, redact};
 
+pub use super::observe::Expect;
 use super::observe::{Outcome, check};
 use engine::cx::{App, Attached, Cx, Db, Spec};
 
@@ -44,34 +45,6 @@ pub enum EnvChange {
     Empty,
     /// Remove it (including from the profile's base environment).
     Unset,
-}
-
-/// One observable outcome of a case.
-#[derive(Debug, Clone, Copy)]
-pub enum Expect {
-    /// The app serves: its liveness probe answers 200 on the port the harness gave it (or wrote
-    /// into a file as `{port}`).
-    Serves,
-    /// The echo endpoint reports the variable set, with exactly this value.
-    Value(&'static str, &'static str),
-    /// The echo endpoint reports the variable absent from the process environment.
-    Absent(&'static str),
-    /// `GET` of the path answers this status.
-    Status(&'static str, u16),
-    /// `GET` of the app's own echo route (an ordinary app route) answers this status.
-    EchoRoute(u16),
-    /// `GET` of the path answers JSON with this string at the JSON pointer.
-    Json(&'static str, &'static str, &'static str),
-    /// The process exits before serving, with a non-zero code (this one, if given), and its
-    /// output mentions every string.
-    Refuses(Option<i32>, &'static [&'static str]),
-    /// The file holding this sentinel key is rejected as a whole: the app refuses to boot, or it
-    /// boots without the sentinel.
-    Rejected(&'static str),
-    /// Some output line contains the text.
-    Line(&'static str),
-    /// No output line contains the text (checked after the app has served a request).
-    NoLine(&'static str),
 }
 
 /// An expectation with its basis.

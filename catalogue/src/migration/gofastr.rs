@@ -29,7 +29,7 @@ const V1_ROWS: [&str; 3] = [
 
 /// GoFastr's MIG clauses.
 pub(super) fn clauses() -> Vec<Clause> {
-    let mut all = vec![
+    let all = vec![
         Clause {
             id: "GF-MIG-1",
             level: Level::Must,
@@ -135,8 +135,6 @@ pub(super) fn clauses() -> Vec<Clause> {
             check: check!(dialect_detected),
         },
     ];
-    all.extend(super::gofastr_boot::clauses());
-    all.sort_by_key(|c| c.id.trim_start_matches("GF-MIG-").parse::<u32>().unwrap_or(0));
     all
 }
 

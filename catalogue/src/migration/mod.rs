@@ -26,7 +26,11 @@ use engine::cx::{App, Attached, Cx};
 
 /// The MIG clauses of both catalogues.
 pub fn clauses() -> Vec<Clause> {
+    // GoFastr's are in two files (the schema clauses, and those about the boot itself), merged
+    // back into the catalogue's numbering.
     let mut all = gofastr::clauses();
+    all.extend(gofastr_boot::clauses());
+    all.sort_by_key(|c| c.id.trim_start_matches("GF-MIG-").parse::<u32>().unwrap_or(0));
     all.extend(gofr::clauses());
     all
 }

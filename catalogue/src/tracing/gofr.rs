@@ -13,23 +13,17 @@
 
 use std::time::Instant;
 
-use harness::probe::Exchange;
 use harness::redact;
 use harness::service::otlp::{ReceivedSpan, Transport};
 use harness::timeouts;
 use harness::timeouts::LOG_LINE;
 use harness::verdict::{Failure, Level};
 
+use super::gofr_app::{HELLO, correlation, log_line};
 use super::*;
 use engine::check;
 use engine::clause::{Clause, DocRef, Knob, Needs, Service};
 use engine::cx::Cx;
-
-/// The plain route every GoFr scenario traces (the reference candidate's `GET /hello`).
-pub(super) const HELLO: &str = "/hello";
-
-/// The response header carrying GoFr's correlation ID (the trace ID).
-pub(super) const CORRELATION: &str = "x-correlation-id";
 
 /// GoFr's TRC clauses.
 pub(super) fn clauses() -> Vec<Clause> {
@@ -160,11 +154,6 @@ pub(super) fn clauses() -> Vec<Clause> {
     ]
 }
 
-/// The first output line containing `text`, as printed, if there is one.
-pub(super) fn log_line(app: &App, text: &str) -> Option<String> {
-    app.running.output().find(|l| l.text.contains(text)).map(|l| l.plain())
-}
-
 /// The first line containing `text`, waiting up to [`timeouts::OUTPUT_DRAIN`] for it: a line the
 /// boot printed before the app answered its probe can still be in the pipe, behind the reader
 /// (seen on a loaded machine: GR-TRC-1's debug line missed once in ten runs when read at once).
@@ -195,13 +184,6 @@ async fn request_logged(app: &App, path: &str) -> Result<(), Failure> {
                 "no request log line for {path}, so the window cannot start: {e}"
             ))
         })
-}
-
-/// The response's X-Correlation-ID, if it is 32 lowercase hex digits.
-pub(super) fn correlation(ex: &Exchange) -> Option<String> {
-    ex.header(CORRELATION)
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .map(str::to_string)
 }
 
 /// `GET /hello` with a sampled `traceparent` of the harness's own, and wait for the spans of

@@ -8,7 +8,7 @@
 use harness::service::otlp::{ReceivedSpan, Transport};
 use harness::verdict::Failure;
 
-use super::gofr::{CORRELATION, HELLO, correlation, log_line};
+use super::gofr_app::{CORRELATION, HELLO, correlation, log_line};
 use super::*;
 use engine::clause::Knob;
 use engine::cx::Cx;

@@ -30,6 +30,7 @@
 
 mod gofastr;
 mod gofr;
+mod gofr_app;
 mod gofr_spans;
 
 use std::io::Read;
