@@ -186,6 +186,135 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
+/// The trials of one plan, with what building them learns: the clauses each candidate may
+/// name in `expected.toml`, and which frameworks' modules are not served here.
+struct Suite<'a> {
+    list: bool,
+    expected: Option<&'a ExpectedTable>,
+    catalogue: &'a [Clause],
+    rt: Arc<tokio::runtime::Runtime>,
+    services: Arc<Services>,
+    spans: Arc<Spans>,
+    trials: Vec<Trial>,
+    known: BTreeMap<String, Vec<&'static str>>,
+    /// A framework whose module is not served here: its references' and mutants' trials are
+    /// ignored (failed under CI), with the module error said once.
+    not_served: BTreeMap<&'static str, support::Unavailable>,
+}
+
+impl Suite<'_> {
+    /// One trial per clause of the reference `subject`, built first (unless listing) so that a
+    /// module not served here ignores them.
+    fn reference(&mut self, subject: &Arc<Subject>) {
+        let framework = subject.framework;
+        self.known
+            .insert(subject.name.clone(), subject.clauses.iter().map(|c| c.id).collect());
+        let why = (!self.list)
+            .then(|| subject.prepare().err())
+            .flatten()
+            .map(|e| support::unavailable(&e));
+        if let Some(why) = &why
+            && why.ignored
+        {
+            self.not_served.insert(framework.name(), why.clone());
+        }
+        for clause in &subject.clauses {
+            let want = self
+                .expected
+                .and_then(|e| e.get(&subject.name))
+                .and_then(|c| c.get(clause.id))
+                .cloned();
+            let trial = self.clause_trial(subject, clause, want, "reference");
+            self.trials.push(
+                match &why {
+                    Some(why) if why.ignored => trial.with_ignored_flag(true),
+                    _ => trial,
+                }
+                .with_kind(framework.name()),
+            );
+        }
+    }
+
+    /// One trial per clause of the mutant `subject` (the areas of the clauses that must catch
+    /// it): a target clause must come out `fail`; every other clause of those areas must keep the
+    /// reference's verdict, so a mutant breaks one thing, not everything. Plus a failing trial
+    /// when `expected.toml` names no target or a target outside its areas.
+    fn mutant(&mut self, subject: &Arc<Subject>) {
+        let Role::Mutant { areas, base, .. } = &subject.role else {
+            return;
+        };
+        let targets = self
+            .expected
+            .and_then(|e| e.get(&subject.name))
+            .cloned()
+            .unwrap_or_default();
+        let base_verdicts = self.expected.and_then(|e| e.get(base)).cloned().unwrap_or_default();
+        let ids = self
+            .catalogue
+            .iter()
+            .filter(|c| c.framework() == subject.framework)
+            .map(|c| c.id);
+        self.known.insert(subject.name.clone(), ids.collect());
+        let outside: Vec<&String> = targets
+            .keys()
+            .filter(|id| !subject.clauses.iter().any(|c| c.id == id.as_str()))
+            .collect();
+        if !outside.is_empty() {
+            let msg = format!(
+                "{}: {outside:?} must catch it but lie outside its areas {areas:?}",
+                subject.name
+            );
+            self.failing(format!("{}::areas", subject.name), msg);
+        }
+        if targets.is_empty() {
+            let name = &subject.name;
+            let msg =
+                format!("mutant {name} has no section in fixtures/expected.toml naming the clauses that must catch it");
+            self.failing(format!("{name}::targets"), msg);
+        }
+        let ignored = self.not_served.get(subject.framework.name()).cloned();
+        for clause in &subject.clauses {
+            let want = targets.get(clause.id).or_else(|| base_verdicts.get(clause.id)).cloned();
+            let trial = match &ignored {
+                // A mutant of a framework whose module is not served here is ignored like its
+                // reference (and fails under CI, like it).
+                Some(why) => {
+                    let msg = why.message.clone();
+                    Trial::test(format!("{}::{}", subject.name, clause.id), move || {
+                        Err(msg.clone().into())
+                    })
+                    .with_ignored_flag(why.ignored)
+                }
+                None => self.clause_trial(subject, clause, want, "mutant"),
+            };
+            self.trials.push(trial.with_kind("mutant"));
+        }
+    }
+
+    fn clause_trial(
+        &self,
+        subject: &Arc<Subject>,
+        clause: &Clause,
+        want: Option<Expected>,
+        kind: &'static str,
+    ) -> Trial {
+        clause_trial(
+            subject,
+            clause.clone(),
+            want,
+            &self.rt,
+            &self.services,
+            (kind, &self.spans),
+            self.list,
+        )
+    }
+
+    /// A trial that fails with `msg` (the suite's own data is wrong).
+    fn failing(&mut self, name: String, msg: String) {
+        self.trials.push(Trial::test(name, move || Err(msg.clone().into())));
+    }
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads.get_or_insert_with(default_threads);
@@ -211,117 +340,31 @@ fn main() {
         trials.push(Trial::test("fixtures/mutants::load", move || Err(msg.clone().into())));
         Plan::new(spec(None)).expect("a plan without mutants loads nothing")
     });
-    let mut known: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
-    let mut unavailable = Vec::new();
     let spans = Arc::new(Spans::default());
-    // A framework whose module is not served here: its references' and mutants' trials are
-    // ignored (failed under CI), with the module error said once.
-    let mut not_served: BTreeMap<&str, support::Unavailable> = BTreeMap::new();
+    let mut suite = Suite {
+        list: args.list,
+        expected: expected.as_ref().ok(),
+        catalogue: &catalogue,
+        rt: rt.clone(),
+        services: services.clone(),
+        spans: spans.clone(),
+        trials,
+        known: BTreeMap::new(),
+        not_served: BTreeMap::new(),
+    };
     for subject in plan.references() {
-        let framework = subject.framework;
-        known.insert(subject.name.clone(), subject.clauses.iter().map(|c| c.id).collect());
-        // Built before the trials (unless listing), so that a module not served here ignores them.
-        let why = (!args.list)
-            .then(|| subject.prepare().err())
-            .flatten()
-            .map(|e| support::unavailable(&e));
-        if let Some(why) = &why
-            && why.ignored
-        {
-            unavailable.push(why.message.clone());
-            not_served.insert(framework.name(), why.clone());
-        }
-        for clause in &subject.clauses {
-            let want = expected
-                .as_ref()
-                .ok()
-                .and_then(|e| e.get(&subject.name))
-                .and_then(|c| c.get(clause.id))
-                .cloned();
-            let trial = clause_trial(
-                subject,
-                clause.clone(),
-                want,
-                &rt,
-                &services,
-                ("reference", &spans),
-                args.list,
-            );
-            trials.push(
-                match &why {
-                    Some(why) if why.ignored => trial.with_ignored_flag(true),
-                    _ => trial,
-                }
-                .with_kind(framework.name()),
-            );
-        }
+        suite.reference(subject);
     }
-    // Mutants: each graded on the areas of the clauses that must catch it. A target clause must
-    // come out `fail`; every other clause of those areas must keep the reference's verdict, so a
-    // mutant breaks one thing, not everything.
     for subject in plan.subjects.iter().filter(|s| matches!(s.role, Role::Mutant { .. })) {
-        let Role::Mutant { areas, base, .. } = &subject.role else {
-            continue;
-        };
-        let table = expected.as_ref().ok();
-        let targets = table.and_then(|e| e.get(&subject.name)).cloned().unwrap_or_default();
-        let base_verdicts = table.and_then(|e| e.get(base)).cloned().unwrap_or_default();
-        known.insert(
-            subject.name.clone(),
-            catalogue
-                .iter()
-                .filter(|c| c.framework() == subject.framework)
-                .map(|c| c.id)
-                .collect(),
-        );
-        let outside: Vec<&String> = targets
-            .keys()
-            .filter(|id| !subject.clauses.iter().any(|c| c.id == id.as_str()))
-            .collect();
-        if !outside.is_empty() {
-            let msg = format!(
-                "{}: {outside:?} must catch it but lie outside its areas {areas:?}",
-                subject.name
-            );
-            trials.push(Trial::test(format!("{}::areas", subject.name), move || {
-                Err(msg.clone().into())
-            }));
-        }
-        if targets.is_empty() {
-            let name = subject.name.clone();
-            trials.push(Trial::test(format!("{name}::targets"), move || {
-                Err(format!(
-                    "mutant {name} has no section in fixtures/expected.toml naming the clauses that must catch it"
-                )
-                .into())
-            }));
-        }
-        let ignored = not_served.get(subject.framework.name());
-        for clause in &subject.clauses {
-            let want = targets.get(clause.id).or_else(|| base_verdicts.get(clause.id)).cloned();
-            let trial = match ignored {
-                // A mutant of a framework whose module is not served here is ignored like its
-                // reference (and fails under CI, like it).
-                Some(why) => {
-                    let msg = why.message.clone();
-                    Trial::test(format!("{}::{}", subject.name, clause.id), move || {
-                        Err(msg.clone().into())
-                    })
-                    .with_ignored_flag(why.ignored)
-                }
-                None => clause_trial(
-                    subject,
-                    clause.clone(),
-                    want,
-                    &rt,
-                    &services,
-                    ("mutant", &spans),
-                    args.list,
-                ),
-            };
-            trials.push(trial.with_kind("mutant"));
-        }
+        suite.mutant(subject);
     }
+    let Suite {
+        mut trials,
+        known,
+        not_served,
+        ..
+    } = suite;
+    let unavailable: Vec<String> = not_served.values().map(|why| why.message.clone()).collect();
     trials.push(Trial::test("expected.toml::tidy", move || {
         let expected = expected.map_err(Failed::from)?;
         tidy(&expected, &known)
@@ -330,6 +373,7 @@ fn main() {
     support::announce_ignored(&unavailable);
     let conclusion = libtest_mimic::run(&args, trials);
     spans.print();
+    drop(plan);
     if let Ok(services) = Arc::try_unwrap(services) {
         rt.block_on(services.shutdown());
     }
