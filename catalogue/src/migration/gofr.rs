@@ -7,8 +7,14 @@
 //! extra keys above 5 (see the candidate README). GoFr logs JSON, so lines are read by their
 //! `message` field. [DOC]-backed clauses are graded; [CODE]-only ones record what happened.
 
+use std::time::{Duration, Instant};
+
+use harness::poll::{Poll, PollError};
+use harness::probe::{Exchange, Http};
+use harness::ready::{Condition, Ready};
 use harness::running::ExitStatus;
 use harness::service::proxy::Fault;
+use harness::timeouts::REFUSE_TO_BOOT;
 use harness::verdict::{Failure, Level};
 use serde_json::Value;
 
@@ -29,6 +35,16 @@ const ITEMS: &str = "conformance_items";
 const EXTRA_KEYS: &str = "7,6";
 /// How long the slow key 3 holds the lock while a second replica boots.
 const SLOW_MIGRATION_MS: &str = "2000";
+/// How long the slow key 3 runs before the failing key 4 in GR-MIG-10: a replica that spends a
+/// while migrating before its migration fails, the time a premature "ready" would show in.
+const MIGRATING_BEFORE_FAILURE_MS: &str = "1000";
+/// The lock's time to live (handling-data-migrations › Lock Mechanism: "Lock TTL: 15 seconds").
+const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often a waiting replica retries the lock (same section: "Retry interval: 500ms").
+const LOCK_RETRY: Duration = Duration::from_millis(500);
+/// Tolerance on GR-MIG-11's bound, beyond the TTL and one retry: the second replica's own boot
+/// (its process start, migration and listener, well under a second) on a loaded 2-core machine.
+const LOCK_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
 /// GoFr's MIG clauses.
 pub(super) fn clauses() -> Vec<Clause> {
@@ -66,7 +82,7 @@ pub(super) fn clauses() -> Vec<Clause> {
             level: Level::Must,
             promise: "A failed migration fails the process: it exits non-zero without serving, and the migrations before it stay applied.",
             doc: DocRef::at("guides/db-migrations-in-cicd", "Option B: Helm pre-upgrade Job"),
-            method: "Boot with the failing key 4; expect a non-zero exit before serving, records 1 and 2 kept; the exit code and any row left in gofr_migration_locks are recorded.",
+            method: "Boot with the failing key 4; expect a non-zero exit before serving, records 1 and 2 kept; the exit code and any row left in gofr_migration_locks are recorded (GR-MIG-11 grades what that row may do).",
             needs: Needs::POSTGRES,
             check: check!(failed_migration_fails_process),
         },
@@ -114,6 +130,27 @@ pub(super) fn clauses() -> Vec<Clause> {
             method: "Boot twice with key 5 (returns nil without SQL); record each boot's `Migration 5 ran successfully` lines and whether record 5 exists.",
             needs: Needs::POSTGRES,
             check: check!(no_sql_migration),
+        },
+        Clause {
+            id: "GR-MIG-10",
+            level: Level::Must,
+            promise: "A migration error fails the readiness probe: a replica whose migration fails is never ready.",
+            doc: DocRef::at(
+                "guides/db-migrations-in-cicd",
+                "Option A: Migrations on app start (default)",
+            ),
+            method: "Boot with a 1 s key 3 and then the failing key 4; poll /.well-known/health every 25 ms from the start until the process ends (or for 20 s if it keeps running): no probe may answer 2xx. The exit, the probe count and the first and last probes are recorded.",
+            needs: Needs::POSTGRES,
+            check: check!(failed_migration_fails_readiness),
+        },
+        Clause {
+            id: "GR-MIG-11",
+            level: Level::Must,
+            promise: "A migration lock left behind by a replica that died migrating expires within its 15 s TTL: the next replica takes it and starts without waiting longer.",
+            doc: DocRef::at(GUIDE, "What This Means for You"),
+            method: "Boot with the failing key 4 and wait for it to end (killed if it keeps running, as a crashed pod); record gofr_migration_locks; boot at once with a new key 6, which needs the lock: it must serve, key 6 run, within 15 s + one 500 ms retry + 5 s of the first replica's end.",
+            needs: Needs::POSTGRES,
+            check: check!(crashed_lock_expires),
         },
     ]
 }
@@ -360,22 +397,167 @@ async fn failed_migration_fails_process(cx: &mut Cx) -> Result<(), Failure> {
                 fmt_rows(&recs),
             ));
         }
-        let locks = rows(
+        // Observed, not graded here: what a row left behind may do is GR-MIG-11's promise.
+        lock_rows(cx, &attached, &format!("after the failure on {on}")).await?;
+    }
+    Ok(())
+}
+
+/// The rows of [`LOCKS`] (key, owner, expiry), recorded as `rows <LOCKS> <label>`.
+async fn lock_rows(cx: &mut Cx, db: &Attached, label: &str) -> Result<Vec<Vec<Option<String>>>, Failure> {
+    rows(
+        cx,
+        db,
+        &format!("{LOCKS} {label}"),
+        LOCKS,
+        &["lock_key", "owner_id", "expires_at"],
+        "lock_key",
+    )
+    .await
+}
+
+/// Start the candidate on `attached` with `env` set, without waiting for anything.
+fn start_with(cx: &mut Cx, attached: &Attached, env: &[(&str, &str)]) -> Result<App, Failure> {
+    let mut spec = cx.spec(Some(attached))?;
+    for (k, v) in env {
+        spec.set(k, *v);
+    }
+    cx.start(spec)
+}
+
+/// GR-MIG-10: poll readiness from the moment a replica with a failing migration starts until it
+/// ends. A process that ends (or keeps running) without a 2xx has failed its readiness probe.
+async fn failed_migration_fails_readiness(cx: &mut Cx) -> Result<(), Failure> {
+    let readiness = cx.profile().readiness;
+    for db in Db::BOTH {
+        let on = db.name();
+        let attached = cx.database(db).await?;
+        let mut app = start_with(
             cx,
             &attached,
-            &format!("locks left on {on}"),
-            LOCKS,
-            &["lock_key"],
-            "lock_key",
-        )
-        .await?;
+            &[
+                ("CONF_SLOW_MIGRATION_MS", MIGRATING_BEFORE_FAILURE_MS),
+                ("CONF_FAIL_MIGRATION", "1"),
+            ],
+        )?;
+        let addr = app
+            .addr()
+            .ok_or_else(|| Failure::harness("the app has no known port"))?;
+        let http = Http::new()?;
+        let looks: std::sync::Mutex<Vec<Exchange>> = std::sync::Mutex::new(Vec::new());
+        let what = format!("GET {readiness} to answer 2xx while key 4 fails on {on}");
+        let ready = app
+            .running
+            .wait_until(&what, REFUSE_TO_BOOT, || {
+                let (http, looks) = (http.clone(), &looks);
+                async move {
+                    match http.get(addr, readiness).await {
+                        Ok(ex) => {
+                            let summary = ex.summary();
+                            let ok = ex.status().is_some_and(|s| (200..300).contains(&s));
+                            looks.lock().unwrap_or_else(|p| p.into_inner()).push(ex.clone());
+                            if ok { Poll::Ready(ex) } else { Poll::NotYet(summary) }
+                        }
+                        Err(e) => Poll::Abort(format!("probe: {e}")),
+                    }
+                }
+            })
+            .await;
+        let mut looks = looks.into_inner().unwrap_or_else(|p| p.into_inner());
+        // How many probes fit before the exit is the scheduler's doing: a sample.
+        cx.note_sample(format!("readiness probes on {on}"), looks.len());
+        if looks.len() > 4 {
+            looks.drain(1..looks.len() - 3);
+        }
+        cx.record_exchanges(looks);
+        let uptime = app.running.uptime();
+        if cx.wait_exit(&mut app, Duration::ZERO).await?.is_none() {
+            cx.kill(&mut app).await?;
+        }
+        migration_log(cx, &app, on);
+        match ready {
+            Ok(ex) => {
+                return Err(Failure::violation(
+                    format!("on {on}: a replica whose migration fails never answers {readiness} with 2xx"),
+                    format!("{} after {uptime:?}", ex.summary()),
+                ));
+            }
+            Err(PollError::Aborted { reason, .. }) if reason.starts_with("probe: ") => {
+                return Err(Failure::harness(reason));
+            }
+            Err(PollError::Aborted { reason, .. }) => cx.note(format!("ended on {on}"), reason),
+            Err(PollError::TimedOut { .. }) => cx.note(
+                format!("ended on {on}"),
+                format!("still running after {REFUSE_TO_BOOT:?}, never ready"),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// GR-MIG-11: a replica dies migrating (its key 4 fails; one that keeps running is killed, as a
+/// crashed pod), leaving the lock row its exit skipped releasing; the next replica, with a new
+/// key to run, must get the lock once that row has expired.
+async fn crashed_lock_expires(cx: &mut Cx) -> Result<(), Failure> {
+    let liveness = cx.profile().liveness;
+    for db in Db::BOTH {
+        let on = db.name();
+        let attached = cx.database(db).await?;
+        let mut first = start_with(cx, &attached, &[("CONF_FAIL_MIGRATION", "1")])?;
+        let exit = cx.wait_exit(&mut first, REFUSE_TO_BOOT).await?;
+        let ended = Instant::now();
+        match exit {
+            Some(e) => cx.note(format!("first replica on {on}"), format!("exited ({})", e.status)),
+            None => {
+                cx.kill(&mut first).await?;
+                cx.note(
+                    format!("first replica on {on}"),
+                    format!("still running after {REFUSE_TO_BOOT:?}: killed"),
+                );
+            }
+        }
+        migration_log(cx, &first, &format!("first replica on {on}"));
+        lock_rows(cx, &attached, &format!("after the first replica ended on {on}")).await?;
+
+        let mut next = start_with(cx, &attached, &[("CONF_GAP_MIGRATION", "6")])?;
+        let addr = next
+            .addr()
+            .ok_or_else(|| Failure::harness("the app has no known port"))?;
+        let bound = LOCK_TTL + LOCK_RETRY + LOCK_EXPIRY_MARGIN;
+        let ready = Ready::new(
+            Condition::answers(addr, liveness, 200),
+            LOCK_TTL + LOCK_RETRY + harness::timeouts::boot(),
+        );
+        let reached = next.running.wait_ready(&ready).await;
+        let waited = ended.elapsed();
         cx.note(
-            format!("{LOCKS} after the failure on {on}"),
+            format!("second replica on {on}"),
             format!(
-                "{} row(s) left (gofr.md D-15: the deferred unlock is skipped by the exit)",
-                locks.len()
+                "{} {waited:?} after the first ended",
+                if reached.is_ok() { "live" } else { "not live" }
             ),
         );
+        let expected = format!(
+            "on {on}: a replica started after one died migrating takes the lock and serves within {bound:?} of that end (TTL {LOCK_TTL:?} + retry {LOCK_RETRY:?} + {LOCK_EXPIRY_MARGIN:?})"
+        );
+        match reached {
+            Ok(r) => cx.record_exchanges(r.exchanges),
+            Err(e) => {
+                if cx.wait_exit(&mut next, Duration::ZERO).await?.is_none() {
+                    cx.kill(&mut next).await?;
+                }
+                migration_log(cx, &next, &format!("second replica on {on}"));
+                return Err(Failure::violation(expected, e.to_string()));
+            }
+        }
+        stop(cx, &mut next).await?;
+        let log = migration_log(cx, &next, &format!("second replica on {on}"));
+        if waited > bound || !succeeded(&log).contains(&6) {
+            return Err(Failure::violation(
+                expected,
+                format!("live after {waited:?}; migration log: {}", log.join(" | ")),
+            ));
+        }
     }
     Ok(())
 }
