@@ -202,7 +202,7 @@ fn interrupt_at(provider: &str, at: Duration) -> Result<(), Failed> {
         }
     }
     if left.is_empty() {
-        eprintln!("interrupt::{provider}: {moment}: exit {status}, nothing left");
+        eprintln!("interrupt::{provider}: {moment}: {status}, nothing left");
         Ok(())
     } else {
         Err(format!("{moment}: left behind: {}\nconform said:\n{}", left.join("; "), said()).into())
