@@ -35,7 +35,7 @@ pub(crate) struct CertifyOptions {
     /// The docker provider's Postgres image, if not the default.
     pub(crate) postgres_image: Option<String>,
     /// Clause ID globs (any matches).
-    pub(crate) filter: Vec<String>,
+    pub(crate) filter: Vec<glob::Pattern>,
     /// Areas (any matches).
     pub(crate) area: Vec<String>,
     /// Where reports go.
@@ -124,8 +124,21 @@ pub(crate) async fn certify_all(dirs: &[PathBuf], options: &CertifyOptions) -> i
     }
     let parity = catalogue::parity::rows();
     let catalogue = catalogue::registry();
+    // A pattern that selects nothing is a typo or a wrong assumption, never a smaller run.
+    for pattern in &options.filter {
+        let matches = |c: &&Clause| loaded.iter().any(|(_, f)| *f == c.framework()) && selects(pattern, c.id);
+        if !catalogue.iter().any(|c| matches(&c)) {
+            let frameworks: Vec<&str> = loaded.iter().map(|(_, f)| f.name()).collect();
+            eprintln!(
+                "conform: --filter {:?} selects no clause of {} (`conform list` shows the IDs)",
+                pattern.as_str(),
+                frameworks.join(" or ")
+            );
+            return EXIT_USAGE;
+        }
+    }
     let select = |c: &Clause| {
-        (options.filter.is_empty() || options.filter.iter().any(|g| glob_match(g, c.id)))
+        (options.filter.is_empty() || options.filter.iter().any(|g| selects(g, c.id)))
             && (options.area.is_empty() || options.area.iter().any(|a| a.eq_ignore_ascii_case(c.area())))
     };
     let plan = Plan::new(PlanSpec {
@@ -413,23 +426,29 @@ fn print_summary(report: &Report, style: Style) {
     );
 }
 
-/// `*` matches any run, `?` one character; case-insensitive.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
+/// A `--filter` pattern: glob syntax (the `glob` crate's: `*`, `?`, `[...]`, `[!...]`), refused
+/// with the parser's reason when it does not parse, so a typo cannot silently select less.
+pub(crate) fn parse_filter(pattern: &str) -> Result<glob::Pattern, String> {
+    glob::Pattern::new(pattern).map_err(|e| format!("not a glob pattern: {e}"))
+}
+
+/// Whether `pattern` selects the clause `id` (case-insensitive).
+pub(crate) fn selects(pattern: &glob::Pattern, id: &str) -> bool {
+    let options = glob::MatchOptions {
+        case_sensitive: false,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    pattern.matches_with(id, options)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{parse_filter, selects};
+
+    fn glob_match(pattern: &str, id: &str) -> bool {
+        selects(&parse_filter(pattern).unwrap(), id)
+    }
 
     #[test]
     fn globs() {
@@ -438,5 +457,14 @@ mod tests {
         assert!(!glob_match("GF-PORT-?", "GF-PORT-10"));
         assert!(glob_match("*HLTH*", "GR-HLTH-3"));
         assert!(!glob_match("GR-*", "GF-PORT-1"));
+        assert!(glob_match("GR-SHUT-[1-6]", "GR-SHUT-4"));
+        assert!(!glob_match("GR-SHUT-[1-6]", "GR-SHUT-7"));
+        assert!(glob_match("GR-SHUT-[!1-6]", "GR-SHUT-7"));
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_parse_is_refused() {
+        let why = parse_filter("GR-SHUT-[1-6").unwrap_err();
+        assert!(why.contains("not a glob pattern"), "{why}");
     }
 }

@@ -74,9 +74,10 @@ enum Command {
         /// Candidate directories.
         #[arg(required = true)]
         candidates: Vec<PathBuf>,
-        /// Only clauses whose ID matches this glob (`*`, `?`); repeatable.
-        #[arg(long)]
-        filter: Vec<String>,
+        /// Only clauses whose ID matches this glob (`*`, `?`, `[1-6]`, `[!3]`; case-insensitive);
+        /// repeatable. A pattern that does not parse, or that selects no clause, is refused.
+        #[arg(long, value_parser = certify::parse_filter)]
+        filter: Vec<glob::Pattern>,
         /// Only clauses of this area (PORT, HEALTH, ...); repeatable.
         #[arg(long)]
         area: Vec<String>,

@@ -340,6 +340,28 @@ fn explain_unknown_clause_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Documented in:"));
 }
 
+/// A `--filter` that does not parse, or that selects no clause, is a usage error before anything
+/// is built, never a quietly smaller run (`[1-6` once ran fewer clauses than asked).
+#[test]
+fn a_filter_that_cannot_select_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let candidate = root().join("fixtures/candidates/gofr");
+    let candidate = candidate.to_str().unwrap();
+    let reports = sb.path("reports");
+    let reports = reports.to_str().unwrap();
+    let out = sb.run(&["certify", candidate, "--out", reports, "--filter", "GR-SHUT-[1-6"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("not a glob pattern"), "{}", text(&out));
+    let out = sb.run(&["certify", candidate, "--out", reports, "--filter", "GR-SHUT-[7-9][0-9]"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("selects no clause of gofr"), "{}", text(&out));
+    assert!(
+        !sb.path("reports").join("gofr.json").exists(),
+        "a usage error writes no report"
+    );
+    sb.assert_clean();
+}
+
 #[test]
 fn diff_reports_verdict_changes_and_exits_by_them() {
     let sb = Sandbox::new();
