@@ -204,6 +204,9 @@ pub fn normalise(text: &str) -> String {
             (r"\bsum Some\(\d+(\.\d+)?(e[+-]?\d+)?\)", "sum Some(<sum>)"),
             // GoFr's request log times each request (`"response_time":39`, in µs).
             (r#""response_time":\d+"#, r#""response_time":<duration>"#),
+            // GoFr's datasource log lines time each query (`"type":"QueryRowContext",...,"duration":1`,
+            // in ms): a query taking 0 or 1 ms is the machine, not the candidate.
+            (r#""duration":\d+"#, r#""duration":<duration>"#),
             // GoFastr's readiness body times each check (`"durationMs":1`).
             (r#""durationMs":\d+"#, r#""durationMs":<duration>"#),
             // The goroutine a panic stack was printed from.
@@ -340,6 +343,10 @@ mod tests {
             (
                 r#"{"name":"db","status":"ok","durationMs":1}"#,
                 r#"{"name":"db","status":"ok","durationMs":0}"#,
+            ),
+            (
+                r#"{"message":{"type":"QueryRowContext","query":"SELECT 1","duration":1,"args":[]}}"#,
+                r#"{"message":{"type":"QueryRowContext","query":"SELECT 1","duration":0,"args":[]}}"#,
             ),
             (
                 r#"{"service.name":"conform-svc-231b55"}"#,
