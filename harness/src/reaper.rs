@@ -73,6 +73,16 @@ fn lock() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The registry, locked, for a creation: [`shutting_down`] once the reaper has closed it. Held
+/// across the creation, so the reaper either sees the new resource or prevents it.
+fn open() -> std::io::Result<std::sync::MutexGuard<'static, Registry>> {
+    let registry = lock();
+    if registry.closed {
+        return Err(shutting_down());
+    }
+    Ok(registry)
+}
+
 /// The error every creation gets once the reaper has begun.
 pub fn shutting_down() -> std::io::Error {
     std::io::Error::new(
@@ -97,10 +107,7 @@ pub(crate) fn spawn_group<T>(
     signal: Signal,
     spawn: impl FnOnce() -> std::io::Result<(T, u32)>,
 ) -> std::io::Result<(T, Ticket)> {
-    let mut registry = lock();
-    if registry.closed {
-        return Err(shutting_down());
-    }
+    let mut registry = open()?;
     let (child, pid) = spawn()?;
     let ticket = registry.insert(Resource::Group {
         pgid: pid as i32,
@@ -116,10 +123,7 @@ pub fn temp_dir(
     builder: &tempfile::Builder<'_, '_>,
     parent: Option<&std::path::Path>,
 ) -> std::io::Result<(tempfile::TempDir, Ticket)> {
-    let mut registry = lock();
-    if registry.closed {
-        return Err(shutting_down());
-    }
+    let mut registry = open()?;
     let dir = match parent {
         Some(parent) => builder.tempdir_in(parent)?,
         None => builder.tempdir()?,
@@ -133,10 +137,7 @@ pub fn temp_dir(
 /// the caller removes it when done, then drops the ticket. After the reaper has begun, nothing is
 /// created and the error is [`shutting_down`].
 pub fn scratch_dir(path: &std::path::Path) -> std::io::Result<Ticket> {
-    let mut registry = lock();
-    if registry.closed {
-        return Err(shutting_down());
-    }
+    let mut registry = open()?;
     std::fs::create_dir_all(path)?;
     Ok(registry.insert(Resource::Dir(path.to_path_buf())))
 }
@@ -162,10 +163,7 @@ impl Drop for Pass {
 
 /// A [`Pass`] for one creation, or [`shutting_down`] once the reaper has begun.
 pub fn pass() -> std::io::Result<Pass> {
-    let mut registry = lock();
-    if registry.closed {
-        return Err(shutting_down());
-    }
+    let mut registry = open()?;
     registry.passes += 1;
     Ok(Pass(()))
 }
