@@ -11,15 +11,15 @@
     reason = "these tests run conform, docker and chmod as a user would, and poll /proc for leftovers in a plain thread"
 )]
 
+mod support;
+
+use support::root;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const CONFORM: &str = env!("CARGO_BIN_EXE_conform");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A sandbox for one invocation: its own TMPDIR (to prove nothing is left in it), its own build
 /// cache (so any process still running from it is this test's, even with tests in parallel;
@@ -510,34 +510,13 @@ fn certify_writes_every_format_per_candidate_and_combined() {
 /// Whether a Docker engine answers and has the provider's default image. Under CI it must;
 /// elsewhere a test that needs it is skipped, saying why.
 fn docker_ready() -> bool {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", "conform/postgres:15"])
-        .output();
-    let ok = out.as_ref().is_ok_and(|o| o.status.success());
-    if !ok {
-        let said = out.map_or_else(|e| e.to_string(), |o| text(&o));
-        assert!(
-            !harness::service::docker::required(),
-            "CI is set, so docker and conform/postgres:15 must be available: {said}"
-        );
-        eprintln!("SKIPPED: no Docker engine with conform/postgres:15 here: {said}");
+    match support::docker_image_ready() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
     }
-    ok
-}
-
-/// Ids of the containers (running or not) labelled as belonging to the conform run of `pid`.
-fn containers_of_run(pid: u32) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=dev.conform.run"])
-        .args(["--format", "{{.ID}} {{.Label \"dev.conform.run\"}}"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, run)| run.starts_with(&format!("{pid}-")))
-        .map(|(id, _)| id.to_string())
-        .collect()
 }
 
 #[test]
@@ -611,12 +590,12 @@ fn ctrl_c_with_the_docker_provider_removes_the_container() {
         .unwrap();
     let pid = child.id();
     let status = interrupt_once(&mut child, "its container and the candidate ran", || {
-        !containers_of_run(pid).is_empty() && !sb.processes().is_empty()
+        !support::containers_of_run(pid).is_empty() && !sb.processes().is_empty()
     });
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
-    let left = containers_of_run(pid);
+    let left = support::containers_of_run(pid);
     assert!(left.is_empty(), "containers left behind: {left:?}\n{stderr}");
     sb.assert_clean();
 }

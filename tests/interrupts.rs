@@ -21,7 +21,9 @@
     reason = "the test drives conform and docker as a user would and polls /proc from a plain thread"
 )]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,10 +47,6 @@ const STOP_CEILING: Duration = Duration::from_secs(60);
 
 /// How long the kernel may take to end what was killed before a survivor counts as leaked.
 const SETTLE: Duration = Duration::from_secs(10);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A small deterministic generator (xorshift64*): the moments only need to be spread, and a seed
 /// must replay them.
@@ -86,7 +84,7 @@ fn main() {
         .unwrap_or(DEFAULT_MOMENTS);
     eprintln!("interrupts: seed {seed} (CONFORM_INTERRUPT_SEED={seed} replays these moments)");
     let mut moments = Moments(seed);
-    let docker = docker_ready();
+    let docker = support::docker_image_ready();
     let mut trials = Vec::new();
     for n in 0..per_provider {
         for provider in ["native", "docker"] {
@@ -122,7 +120,7 @@ fn interrupt_at(provider: &str, at: Duration) -> Result<(), Failed> {
             "--out",
         ])
         .arg(sandbox.path().join("reports"))
-        .current_dir(root())
+        .current_dir(support::root())
         .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
@@ -196,7 +194,7 @@ fn interrupt_at(provider: &str, at: Duration) -> Result<(), Failed> {
         left.push(format!("build scratch in the cache: {scratch:?}"));
     }
     if provider == "docker" {
-        let containers = containers_of_run(pid);
+        let containers = support::containers_of_run(pid);
         if !containers.is_empty() {
             left.push(format!("containers: {containers:?}"));
         }
@@ -289,43 +287,4 @@ fn build_scratch() -> Vec<String> {
         }
     }
     found
-}
-
-/// Whether a Docker engine answers with the provider's image; the reason when not. Under CI it
-/// must.
-fn docker_ready() -> Result<(), String> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", "conform/postgres:15"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Ok(()),
-        other => {
-            let said = other.map_or_else(
-                |e| e.to_string(),
-                |o| String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            );
-            assert!(
-                !harness::service::docker::required(),
-                "CI is set, so docker and conform/postgres:15 must be available: {said}"
-            );
-            Err(format!("no Docker engine with conform/postgres:15: {said}"))
-        }
-    }
-}
-
-/// Containers (running or not) labelled as belonging to the conform run of `pid`.
-fn containers_of_run(pid: u32) -> Vec<String> {
-    let Ok(out) = Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=dev.conform.run"])
-        .args(["--format", "{{.ID}} {{.Label \"dev.conform.run\"}}"])
-        .output()
-    else {
-        return vec!["(docker ps did not run)".into()];
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, run)| run.starts_with(&format!("{pid}-")))
-        .map(|(id, _)| id.to_string())
-        .collect()
 }

@@ -166,3 +166,45 @@ pub(crate) async fn certify_with(provider: Provider, plan: &Plan) -> Result<Vec<
     }
     Ok(certified.into_iter().map(|c| c.report).collect())
 }
+
+/// Whether a Docker engine answers with the docker provider's image `conform/postgres:15`; the
+/// reason when not. Under CI (`CI` set, where `.ci/run` starts an engine) it must, so this
+/// panics instead.
+#[expect(clippy::disallowed_methods, reason = "the tests ask the docker CLI, as a user would")]
+pub(crate) fn docker_image_ready() -> Result<(), String> {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", "conform/postgres:15"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        other => {
+            let said = other.map_or_else(
+                |e| e.to_string(),
+                |o| String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            );
+            assert!(
+                !harness::service::docker::required(),
+                "CI is set, so docker and conform/postgres:15 must be available: {said}"
+            );
+            Err(format!("no Docker engine with conform/postgres:15: {said}"))
+        }
+    }
+}
+
+/// Ids of the containers (running or not) labelled as belonging to the conform run of `pid`.
+#[expect(clippy::disallowed_methods, reason = "the tests ask the docker CLI, as a user would")]
+pub(crate) fn containers_of_run(pid: u32) -> Vec<String> {
+    let Ok(out) = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=dev.conform.run"])
+        .args(["--format", "{{.ID}} {{.Label \"dev.conform.run\"}}"])
+        .output()
+    else {
+        return vec!["(docker ps did not run)".into()];
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, run)| run.starts_with(&format!("{pid}-")))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
